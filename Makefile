@@ -1,0 +1,70 @@
+# nova-audit: every install step the project needs lives here.
+# `make demo` and `make test` work on a fresh machine and are idempotent.
+
+SHELL      := /bin/bash
+PYTHON     ?= python3
+VENV       := .venv
+TOOLS_VENV := .tools-venv
+UV         := $(PYTHON) -m uv
+NOVA_VERSION      := 34.0.0
+PLACEMENT_VERSION := 16.0.0
+PYTEST_ARGS ?=
+
+export NOVA_AUDIT_TOOLS_VENV := $(CURDIR)/$(TOOLS_VENV)
+
+.PHONY: demo test lint install tools sysdeps mariadb clean uv
+
+demo: install tools
+	$(VENV)/bin/python -m testbed.demo
+
+test: install tools mariadb
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check nova_audit_ops dags testbed tests benchmarks
+	$(VENV)/bin/ruff format --check nova_audit_ops dags testbed tests benchmarks
+	$(VENV)/bin/mypy
+
+install: $(VENV)/.installed
+tools: $(TOOLS_VENV)/.installed
+
+# Debian packages mysqlclient needs to compile (no Linux wheels exist).
+sysdeps: .sysdeps.stamp
+.sysdeps.stamp:
+	@if ! dpkg -s pkg-config libmariadb-dev build-essential >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    build-essential pkg-config libmariadb-dev mariadb-client; fi
+	@touch $@
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+
+$(VENV)/.installed: pyproject.toml .sysdeps.stamp | uv
+	test -x $(VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip install --quiet --python $(VENV)/bin/python -e '.[dev]'
+	@touch $@
+
+# Nova and Placement themselves, in their own virtualenv: the test bed runs their
+# migrations, their WSGI app and nova-manage from here, never from the project's venv.
+# gunicorn serves Placement's WSGI app; the tool venv is byte-compiled once because
+# the environment sets PYTHONDONTWRITEBYTECODE (each nova-manage would recompile Nova).
+# `--python` pins the target: `python -m uv` otherwise prefers the interpreter running it.
+$(TOOLS_VENV)/.installed: Makefile | uv
+	test -x $(TOOLS_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(TOOLS_VENV)
+	VIRTUAL_ENV=$(CURDIR)/$(TOOLS_VENV) $(UV) pip install --quiet --python $(TOOLS_VENV)/bin/python \
+	  nova==$(NOVA_VERSION) openstack-placement==$(PLACEMENT_VERSION) PyMySQL gunicorn
+	env -u PYTHONDONTWRITEBYTECODE $(TOOLS_VENV)/bin/python -m compileall -q -j0 $(TOOLS_VENV)/lib >/dev/null 2>&1 || true
+	@touch $(TOOLS_VENV)/.testbed-compiled $@
+
+# The test suite's Nova databases live in MariaDB on 127.0.0.1:3306.
+mariadb:
+	@if ! mariadb-admin --protocol=tcp -h127.0.0.1 -uroot ping >/dev/null 2>&1; then \
+	  command -v mariadbd >/dev/null || command -v /usr/sbin/mariadbd >/dev/null || \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server); \
+	  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd; \
+	  for i in $$(seq 60); do mariadb-admin --protocol=tcp -h127.0.0.1 -uroot ping >/dev/null 2>&1 && break; sleep 1; done; \
+	fi
+	@mariadb-admin --protocol=tcp -h127.0.0.1 -uroot ping
+
+clean:
+	rm -rf $(VENV) $(TOOLS_VENV) .sysdeps.stamp

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks against nova-manage on test bed data."""

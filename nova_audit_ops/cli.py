@@ -1,0 +1,119 @@
+"""`nova-audit`: run any maintenance task once, from cron or by hand.
+
+Every DAG param is an option of the same name (`batch_size` -> `--batch-size`).
+Exit code = the report's code (0 OK, 1 WARNING, 2 FAILURE); a bad option, an
+unknown cell or an unreachable API database exits 2 having written nothing;
+a crash exits 255.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from nova_audit_ops import config as config_mod
+from nova_audit_ops import render, runner, secrets
+from nova_audit_ops.errors import NovaAuditError
+from nova_audit_ops.knobs import Knob
+from nova_audit_ops.nova.cells import list_cells
+from nova_audit_ops.report import CRASH_EXIT_CODE, Code
+from nova_audit_ops.tasks.registry import TASKS
+
+
+def _add_knob(parser: argparse.ArgumentParser, knob: Knob) -> None:
+    flag = "--" + knob.name.replace("_", "-")
+    if knob.name == "cells":
+        parser.add_argument(
+            "--cell", dest="cells", action="append", metavar="NAME_OR_UUID", help=knob.help
+        )
+        parser.add_argument("--cells", dest="cells_csv", metavar="A,B", help=argparse.SUPPRESS)
+    elif knob.kind == "bool":
+        parser.add_argument(
+            flag,
+            dest=knob.name,
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=knob.help,
+        )
+    elif knob.kind == "choice":
+        parser.add_argument(flag, dest=knob.name, choices=knob.choices, help=knob.help)
+    else:
+        parser.add_argument(flag, dest=knob.name, metavar=knob.name.upper(), help=knob.help)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nova-audit", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run one maintenance task once")
+    tasks = run.add_subparsers(dest="task", required=True, metavar="TASK")
+    for name, spec in sorted(TASKS.items()):
+        task_parser = tasks.add_parser(name, help=spec.summary, description=spec.summary)
+        task_parser.add_argument("--config-file", help="nova-audit.conf or nova.conf to read")
+        task_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+        for knob in spec.param_knobs():
+            _add_knob(task_parser, knob)
+    commands.add_parser("tasks", help="list the maintenance tasks")
+    cells = commands.add_parser("cells", help="list the cells (database URLs masked)")
+    cells.add_argument("--config-file")
+    return parser
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    spec = TASKS[args.task]
+    params = {k.name: getattr(args, k.name, None) for k in spec.param_knobs()}
+    csv = getattr(args, "cells_csv", None)
+    if csv:
+        params["cells"] = (params.get("cells") or []) + [c for c in csv.split(",") if c]
+    return params
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.config_file)
+    ctx = runner.open_context(args.task, cfg, _params(args))
+    try:
+        report = runner.run_all(ctx)
+    finally:
+        ctx.engines.dispose()
+    print(render.to_json(report) if args.json else render.table(report))
+    return int(report.code)
+
+
+def _cells(args: argparse.Namespace) -> int:
+    from nova_audit_ops.clients.db import Engines, mask_url
+
+    cfg = config_mod.load(args.config_file)
+    engines = Engines(cfg.require_api_connection(), cfg.cell_connections)
+    for cell in list_cells(engines.api):
+        print(f"{cell.label:20} {cell.uuid}  {mask_url(engines.cell_url(cell))}")
+    return int(Code.OK)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    try:
+        if args.command == "tasks":
+            for name, spec in sorted(TASKS.items()):
+                print(f"{name:28} {spec.summary}")
+            return int(Code.OK)
+        if args.command == "cells":
+            return _cells(args)
+        return _run(args)
+    except NovaAuditError as exc:
+        print(f"ERROR: {secrets.scrub(str(exc))}", file=sys.stderr)
+        return int(Code.FAILURE)
+    except Exception:
+        print(secrets.scrub(traceback.format_exc()), file=sys.stderr)
+        return CRASH_EXIT_CODE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""SQLAlchemy engines for the API and cell databases, with masked URLs.
+
+Nova's URLs carry passwords: every one is registered with the secrets module
+before anything can log it, and errors show the URL with the password hidden.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from nova_audit_ops import secrets
+from nova_audit_ops.errors import ConfigError, DatabaseUnreachableError
+from nova_audit_ops.nova.cells import Cell
+
+CONNECT_TIMEOUT = 10
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced, safe for logs and errors."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<unparseable database URL>"
+
+
+def register_url_secret(url: str) -> None:
+    """Teach the secrets module the password inside a database URL."""
+    try:
+        secrets.register(make_url(url).password)
+    except (ArgumentError, ValueError):
+        secrets.register(url)
+
+
+def make_engine(url: str, label: str) -> Engine:
+    """An engine for one Nova database; nothing connects until first use."""
+    register_url_secret(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"{label}: database URL is not a valid SQLAlchemy URL") from None
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "future": True}
+    if parsed.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": 30}
+    elif parsed.get_backend_name() == "mysql":
+        kwargs["pool_recycle"] = 3600
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    try:
+        return sa.create_engine(parsed, **kwargs)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(
+            f"{label}: no driver for {mask_url(url)} ({exc}); install it into nova-audit's "
+            "environment (PyMySQL and mysqlclient ship with nova-audit)."
+        ) from None
+
+
+def unreachable(label: str, url: str, exc: BaseException) -> DatabaseUnreachableError:
+    """An operator-facing error for a database that failed, password scrubbed."""
+    reason = secrets.scrub(str(getattr(exc, "orig", None) or exc)).splitlines()[0]
+    return DatabaseUnreachableError(
+        f"{label} database at {mask_url(url)} cannot be used: {reason}. Check that it is "
+        "reachable from this worker, or override its URL in [audit.cells] or with an "
+        "Airflow connection."
+    )
+
+
+def check_reachable(engine: Engine, label: str) -> None:
+    """Fail early, with a clear message, if a database does not answer."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        raise unreachable(label, engine.url.render_as_string(hide_password=False), exc) from None
+
+
+class Engines:
+    """The API engine plus one engine per cell, created on first use and reused."""
+
+    def __init__(self, api_url: str, overrides: Mapping[str, str] | None = None) -> None:
+        self.api_url = api_url
+        self.api = make_engine(api_url, "API")
+        self._overrides = dict(overrides or {})
+        for url in self._overrides.values():
+            register_url_secret(url)
+        self._cells: dict[str, Engine] = {}
+        self._lock = threading.Lock()
+
+    def cell_url(self, cell: Cell) -> str:
+        """The cell's URL: an override by uuid or name, else cell_mappings."""
+        url = self._overrides.get(cell.uuid) or (cell.name and self._overrides.get(cell.name))
+        url = url or cell.database_connection
+        if not url:
+            raise ConfigError(
+                f"cell {cell.label} has no database_connection in cell_mappings: set one with "
+                "`nova-manage cell_v2 update_cell` or override it in [audit.cells]."
+            )
+        return url
+
+    def cell(self, cell: Cell) -> Engine:
+        with self._lock:
+            engine = self._cells.get(cell.uuid)
+            if engine is None:
+                engine = make_engine(self.cell_url(cell), f"cell {cell.label}")
+                self._cells[cell.uuid] = engine
+            return engine
+
+    def dispose(self) -> None:
+        for engine in [self.api, *self._cells.values()]:
+            engine.dispose()

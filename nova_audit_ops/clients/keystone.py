@@ -1,0 +1,85 @@
+"""keystoneauth1 sessions from nova.conf-style sections ([placement], [cinder]).
+
+Any keystoneauth1 plugin works: `password` for real clouds, `admin_token`
+(endpoint + token) for noauth set-ups. Options marked secret by their plugin
+(passwords, tokens) are registered with the secrets module before use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from keystoneauth1 import adapter, exceptions, loading, session
+
+from nova_audit_ops import secrets
+from nova_audit_ops.errors import ConfigError
+
+SESSION_OPTIONS = ("cafile", "certfile", "keyfile", "insecure", "timeout")
+DEFAULT_TIMEOUT = 60.0
+
+
+def _lookup(options: Mapping[str, str], opt: Any) -> str | None:
+    names = [opt.dest, opt.name.replace("-", "_")]
+    names += [d.dest for d in getattr(opt, "deprecated", [])]
+    for name in names:
+        if name in options and options[name] != "":
+            return options[name]
+    return None
+
+
+def make_session(section: str, options: Mapping[str, str]) -> session.Session:
+    """A Session for one config section; errors name the section and the key."""
+    auth_type = options.get("auth_type") or options.get("auth_plugin")
+    if not auth_type:
+        raise ConfigError(
+            f"[{section}] has no auth_type: use `password` (with auth_url, username, password, "
+            "project_name, ...) or `admin_token` (with endpoint and token) for noauth services."
+        )
+    try:
+        loader: Any = loading.get_plugin_loader(auth_type)
+    except exceptions.NoMatchingPlugin:
+        raise ConfigError(
+            f"[{section}] auth_type = {auth_type!r} is not a keystoneauth1 plugin"
+        ) from None
+    values: dict[str, Any] = {}
+    for opt in loader.get_options():
+        raw = _lookup(options, opt)
+        if raw is None:
+            continue
+        if opt.secret:
+            secrets.register(raw)
+        values[opt.dest] = opt.type(raw) if opt.type else raw
+    try:
+        auth = loader.load_from_options(**values)
+    except exceptions.MissingRequiredOptions as exc:
+        missing = ", ".join(o.dest for o in exc.options)
+        raise ConfigError(f"[{section}] auth_type {auth_type} needs: {missing}") from None
+    verify: bool | str = True
+    if options.get("insecure", "").lower() in ("1", "true", "yes"):
+        verify = False
+    elif options.get("cafile"):
+        verify = options["cafile"]
+    cert = options.get("certfile")
+    if cert and options.get("keyfile"):
+        cert = (cert, options["keyfile"])  # type: ignore[assignment]
+    timeout = float(options.get("timeout") or DEFAULT_TIMEOUT)
+    return session.Session(auth=auth, verify=verify, cert=cert, timeout=timeout)
+
+
+def make_adapter(
+    section: str, options: Mapping[str, str], service_type: str, microversion: str | None = None
+) -> adapter.Adapter:
+    """An Adapter on the section's session, honouring Nova's endpoint options."""
+    interfaces = options.get("valid_interfaces", "internal,public")
+    return adapter.Adapter(
+        make_session(section, options),
+        service_type=options.get("service_type", service_type),
+        service_name=options.get("service_name") or None,
+        interface=[i.strip() for i in interfaces.split(",") if i.strip()],
+        region_name=options.get("region_name") or None,
+        endpoint_override=options.get("endpoint_override") or None,
+        default_microversion=microversion,
+        connect_retries=int(options.get("connect_retries", 3)),
+        status_code_retries=int(options.get("status_code_retries", 0)),
+    )

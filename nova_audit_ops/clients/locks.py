@@ -1,0 +1,97 @@
+"""Named locks on the API database: one nova-audit writer per task at a time.
+
+MySQL/MariaDB use GET_LOCK, PostgreSQL an advisory lock, SQLite (test beds and
+single-host set-ups) an flock on a file beside the database. The lock lives as
+long as its connection, so a killed run releases it at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from nova_audit_ops.errors import LockBusyError
+
+LOCK_PREFIX = "nova_audit."
+
+
+@contextlib.contextmanager
+def named_lock(engine: Engine, name: str, timeout: float) -> Iterator[None]:
+    """Hold the lock `name` on the engine's database or raise LockBusyError."""
+    backend = engine.url.get_backend_name()
+    full = LOCK_PREFIX + name
+    if backend == "sqlite":
+        with _file_lock(engine, full, timeout):
+            yield
+        return
+    with engine.connect() as conn:
+        if backend == "mysql":
+            got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"), {"n": full, "t": timeout})
+            acquired = got.scalar() == 1
+        elif backend == "postgresql":
+            acquired = _pg_try_lock(conn, full, timeout)
+        else:
+            raise LockBusyError(f"named locks are not supported on {backend} databases")
+        conn.commit()
+        if not acquired:
+            raise _busy(full, timeout)
+        try:
+            yield
+        finally:
+            if backend == "mysql":
+                conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": full})
+            else:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _pg_key(full)})
+            conn.commit()
+
+
+def _busy(name: str, timeout: float) -> LockBusyError:
+    return LockBusyError(
+        f"lock {name} on the API database is held by another run (waited {timeout:g} s): "
+        "another nova-audit run of this task is in progress; let it finish, then rerun."
+    )
+
+
+def _pg_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def _pg_try_lock(conn: sa.Connection, name: str, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while True:
+        got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _pg_key(name)})
+        if got.scalar():
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _file_lock(engine: Engine, name: str, timeout: float) -> Iterator[None]:
+    database = engine.url.database or ""
+    if not database or database == ":memory:":
+        raise LockBusyError("named locks need a file-backed SQLite database, not :memory:")
+    directory = os.path.dirname(os.path.abspath(database))
+    path = os.path.join(directory, f".{name}.lock")
+    end = time.monotonic() + timeout
+    with open(path, "a+") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= end:
+                    raise _busy(name, timeout) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

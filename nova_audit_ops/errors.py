@@ -1,0 +1,30 @@
+"""Exceptions that carry an operator-facing message: the problem and the fix.
+
+Messages never contain a database password; URLs in them are masked first.
+"""
+
+from __future__ import annotations
+
+
+class NovaAuditError(Exception):
+    """Base: a problem the operator can act on (exit code 2, nothing written)."""
+
+
+class ConfigError(NovaAuditError):
+    """A setting, a param or a CLI option has a value that cannot be used."""
+
+
+class UnknownCellError(NovaAuditError):
+    """A requested cell is not in cell_mappings."""
+
+
+class DatabaseUnreachableError(NovaAuditError):
+    """A Nova database (API or cell) cannot be reached or queried."""
+
+
+class ServiceUnreachableError(NovaAuditError):
+    """A REST service (Placement, Cinder) cannot be reached."""
+
+
+class LockBusyError(NovaAuditError):
+    """Another run holds the named lock that serializes this task."""

@@ -1,0 +1,178 @@
+"""What every task declares about itself: name, family, knobs, shipped defaults.
+
+The DAG params, the CLI options and the config keys are all generated from a
+task's knobs, so the one-shot command and the DAG offer the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from nova_audit_ops.knobs import Knob
+
+MODES = ("audit", "heal")
+_CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@once", "none"}
+_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?]+$")
+_WINDOW = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _check_schedule(value: str | None) -> str | None:
+    if value is None or value.lower() in _CRON_PRESETS:
+        return None
+    fields = value.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        return "must be a 5-field cron expression, a preset such as @hourly, or none"
+    return None
+
+
+def _check_window(value: str | None) -> str | None:
+    if not value:
+        return None
+    match = _WINDOW.match(value)
+    if not match:
+        return "must look like 01:00-05:00 (start-end, 24 h clock)"
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2):
+        return "hours must be 0-23 (24:00 allowed as an end) and minutes 0-59"
+    if (h1, m1) == (h2, m2):
+        return "start and end must differ"
+    return None
+
+
+def _check_days(value: list[str]) -> str | None:
+    bad = [d for d in value if d.lower() not in DAYS and d != "*"]
+    return f"unknown day(s) {', '.join(bad)}: use {', '.join(DAYS)}" if bad else None
+
+
+def _check_timezone(value: str | None) -> str | None:
+    try:
+        ZoneInfo(value or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return "unknown time zone: use an IANA name such as UTC or Europe/Berlin"
+    return None
+
+
+MODE = Knob(
+    "mode",
+    "choice",
+    "audit",
+    "audit reports what would change and writes nothing; heal repairs.",
+    choices=MODES,
+)
+CELLS = Knob(
+    "cells",
+    "list",
+    [],
+    "Cell names or uuids to work on; empty means every cell.",
+)
+BATCH_SIZE = Knob(
+    "batch_size",
+    "int",
+    1000,
+    "Objects handled per batch (one transaction per batch).",
+    minimum=1,
+    maximum=100_000,
+)
+TIME_BUDGET = Knob(
+    "time_budget",
+    "int",
+    3600,
+    "Seconds a run may work before it stops between batches (0 = no limit).",
+    minimum=0,
+    maximum=7 * 24 * 3600,
+)
+MAX_BATCHES = Knob(
+    "max_batches",
+    "int",
+    0,
+    "Stop after this many batches per cell and resume next run (0 = no limit).",
+    minimum=0,
+    maximum=1_000_000,
+)
+COMMON_KNOBS: tuple[Knob, ...] = (MODE, CELLS, BATCH_SIZE, MAX_BATCHES, TIME_BUDGET)
+
+GLOBAL_KNOBS: tuple[Knob, ...] = (
+    Knob(
+        "state_dir",
+        "str",
+        os.path.join(
+            os.environ.get("XDG_STATE_HOME", os.path.expanduser("~/.local/state")), "nova-audit"
+        ),
+        "Directory for the CLI's resume markers (DAG runs use Airflow Variables).",
+        param=False,
+    ),
+)
+
+SCHEDULE_KNOBS: tuple[Knob, ...] = (
+    Knob("enabled", "bool", True, "Whether the DAG is generated at all.", param=False),
+    Knob(
+        "schedule",
+        "str",
+        None,
+        "Cron expression or preset for the DAG; none for manual runs only.",
+        param=False,
+        check=_check_schedule,
+    ),
+    Knob(
+        "window",
+        "str",
+        None,
+        "Maintenance window HH:MM-HH:MM; runs stop at its end.",
+        param=False,
+        check=_check_window,
+    ),
+    Knob(
+        "window_days",
+        "list",
+        ["*"],
+        "Days the window is open (mon..sun, or *).",
+        param=False,
+        check=_check_days,
+    ),
+    Knob(
+        "timezone",
+        "str",
+        "UTC",
+        "Time zone of the window.",
+        param=False,
+        check=_check_timezone,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A maintenance task as the config, the CLI and the DAG factory see it."""
+
+    name: str
+    family: str
+    summary: str
+    knobs: tuple[Knob, ...] = ()
+    defaults: dict[str, Any] = field(default_factory=dict)  # overrides of common defaults
+    skips_cell0: bool = False
+    global_step: bool = False  # also has run_global(ctx, cells) for work no cell owns
+
+    def all_knobs(self) -> tuple[Knob, ...]:
+        return COMMON_KNOBS + SCHEDULE_KNOBS + self.knobs
+
+    def param_knobs(self) -> tuple[Knob, ...]:
+        return tuple(k for k in self.all_knobs() if k.param)
+
+    def knob(self, name: str) -> Knob:
+        for knob in self.all_knobs():
+            if knob.name == name:
+                return knob
+        raise KeyError(name)
+
+    def validate_params(self, values: dict[str, Any], where: str) -> dict[str, Any]:
+        """Validate run-time values (DAG params or CLI options) against the knobs."""
+        checked = dict(values)
+        for knob in self.param_knobs():
+            if knob.name in values:
+                checked[knob.name] = knob.parse(values[knob.name], where)
+        return checked

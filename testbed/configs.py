@@ -1,0 +1,63 @@
+"""The config files a bed writes: nova.conf (+ one per cell), placement.conf, nova-audit.conf.
+
+nova.conf is what an operator's API/conductor host has: `[api_database]`, a
+`[database]` pointing at cell1 (so plain `nova-manage db ...` acts on cell1, as on
+a single-cell conductor), and a noauth `[placement]` section. The per-cell files
+only exist so `nova-manage db sync --local_cell` can migrate every cell at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _placement_section(endpoint: str | None) -> str:
+    if not endpoint:
+        return ""
+    return f"[placement]\nauth_type = admin_token\nendpoint = {endpoint}\ntoken = admin\n"
+
+
+def nova_conf(api_url: str, cell_url: str, placement_endpoint: str | None, state: Path) -> str:
+    return (
+        "[DEFAULT]\n"
+        f"state_path = {state}\n"
+        "transport_url = fake://\n"
+        "use_stderr = true\n"
+        "debug = false\n"
+        "\n[api_database]\n"
+        f"connection = {api_url}\n"
+        "\n[database]\n"
+        f"connection = {cell_url}\n"
+        "\n[oslo_concurrency]\n"
+        f"lock_path = {state / 'locks'}\n"
+        "\n" + _placement_section(placement_endpoint)
+    )
+
+
+def placement_conf(db_url: str) -> str:
+    return (
+        "[DEFAULT]\n"
+        "debug = false\n"
+        "\n[api]\n"
+        "auth_strategy = noauth2\n"
+        "\n[placement_database]\n"
+        f"connection = {db_url}\n"
+        "sync_on_startup = false\n"
+    )
+
+
+def audit_conf(api_url: str, placement_endpoint: str | None, state_dir: Path) -> str:
+    """The nova-audit config file: nova.conf section names plus [audit]."""
+    text = f"[api_database]\nconnection = {api_url}\n\n"
+    placement = _placement_section(placement_endpoint)
+    if placement:
+        text += placement + "\n"
+    text += f"[audit]\nmode = audit\nstate_dir = {state_dir}\n"
+    return text
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o600)  # holds the database password
+    return path

@@ -1,0 +1,101 @@
+"""Shared helpers for tests that run tasks against a test bed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from nova_audit_ops import config as config_mod
+from nova_audit_ops import runner
+from nova_audit_ops.report import Report
+from nova_audit_ops.state import MemoryStateStore, StateStore
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cell_url(bed: Any, name: str) -> str:
+    for cell in bed.cells:
+        if cell.name == name:
+            return str(cell.url)
+    raise KeyError(name)
+
+
+@contextmanager
+def engine(url: str) -> Iterator[sa.Engine]:
+    eng = sa.create_engine(url)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+def query(url: str, sql: str, **params: Any) -> list[sa.Row]:
+    with engine(url) as eng, eng.connect() as conn:
+        return list(conn.execute(sa.text(sql), params))
+
+
+def execute(url: str, sql: str, **params: Any) -> None:
+    with engine(url) as eng, eng.begin() as conn:
+        conn.execute(sa.text(sql), params)
+
+
+def snapshot(bed: Any) -> dict[str, dict[str, str]]:
+    """Checksums of every table of the API DB and every cell DB."""
+    from testbed import snapshot_tables
+
+    shots = {"api": snapshot_tables(bed.api_url)}
+    for cell in bed.cells:
+        shots[cell.name] = snapshot_tables(cell.url)
+    return shots
+
+
+def run(
+    bed: Any,
+    task: str,
+    *,
+    state: StateStore | None = None,
+    reference_time: dt.datetime | None = None,
+    config_path: str | None = None,
+    **params: Any,
+) -> Report:
+    """Run a task over all chosen cells in-process, as the CLI does."""
+    cfg = config_mod.load(config_path or bed.config_path)
+    ctx = runner.open_context(
+        task,
+        cfg,
+        params,
+        state=state if state is not None else MemoryStateStore(),
+        reference_time=reference_time,
+    )
+    try:
+        return runner.run_all(ctx)
+    finally:
+        ctx.engines.dispose()
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the nova-audit console script as an operator would."""
+    return subprocess.run(
+        [sys.executable, "-m", "nova_audit_ops.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        check=False,
+    )
+
+
+def cli_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    result = cli(*args, "--json", env=env)
+    assert result.stdout.strip(), result.stderr
+    return result.returncode, json.loads(result.stdout)

@@ -1,0 +1,80 @@
+"""`python -m testbed` end to end on SQLite (what `make demo` uses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import testbed
+from tests.testbed.util import host_mappings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "testbed", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_sqlite_bed_through_the_cli(tmp_path: Path) -> None:
+    directory = tmp_path / "bed"
+    try:
+        up = cli(
+            "up",
+            "--backend",
+            "sqlite",
+            "--dir",
+            str(directory),
+            "--cells",
+            "1",
+            "--hosts-per-cell",
+            "2",
+            "--instances-per-cell",
+            "5",
+        )
+        assert up.returncode == 0, up.stdout + up.stderr
+        config = Path(up.stdout.strip().splitlines()[-1])
+        assert config == directory.resolve() / "nova-audit.conf" and config.exists()
+        assert "connection = sqlite:////" in config.read_text()
+        bed = testbed.load(directory)
+        assert [c.name for c in bed.cells] == ["cell0", "cell1"]
+        assert (directory / "nova_cell1.sqlite").exists()
+
+        drift = cli("drift", "unmapped_hosts", "--dir", str(directory), "--count", "1", "--json")
+        assert drift.returncode == 0, drift.stderr
+        (change,) = json.loads(drift.stdout)
+        assert change["host"] not in {h for _, h in host_mappings(bed)}
+        lines = cli("drift", "new_hosts", "--dir", str(directory), "--count", "2")
+        assert lines.returncode == 0, lines.stderr
+        assert [line.split()[:2] for line in lines.stdout.splitlines()] == [
+            ["new_hosts", "cell=cell1"],
+            ["new_hosts", "cell=cell1"],
+        ]
+
+        discovered = cli(
+            "nova-manage", "--dir", str(directory), "cell_v2", "discover_hosts", "--verbose"
+        )
+        assert discovered.returncode == 0, discovered.stdout + discovered.stderr
+        assert discovered.stdout.count("Creating host mapping") == 3
+        strict = cli(
+            "nova-manage", "--dir", str(directory), "cell_v2", "discover_hosts", "--strict"
+        )
+        assert strict.returncode == 1, "exit codes pass through"
+    finally:
+        down = cli("down", "--dir", str(directory))
+    assert down.returncode == 0, down.stderr
+    assert not directory.exists()
+
+
+def test_cli_errors_are_short_and_clear(tmp_path: Path) -> None:
+    result = cli("drift", "unmapped_hosts", "--dir", str(tmp_path / "nothing"), "--count", "1")
+    assert result.returncode == 2
+    assert "run `up` first" in result.stderr and "Traceback" not in result.stderr

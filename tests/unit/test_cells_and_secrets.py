@@ -1,0 +1,65 @@
+"""Cell selection and the masking of database passwords."""
+
+from __future__ import annotations
+
+import pytest
+
+from nova_audit_ops import secrets
+from nova_audit_ops.clients.db import Engines, mask_url, unreachable
+from nova_audit_ops.errors import UnknownCellError
+from nova_audit_ops.nova.cells import CELL0_UUID, Cell, select_cells
+
+CELLS = [
+    Cell(1, CELL0_UUID, "cell0", database_connection="mysql+pymysql://u:pw0@h/c0"),
+    Cell(2, "11111111-1111-1111-1111-111111111111", "cell1", database_connection="sqlite://"),
+    Cell(3, "22222222-2222-2222-2222-222222222222", None, database_connection="sqlite://"),
+]
+
+
+def test_all_cells_when_none_asked() -> None:
+    assert select_cells(CELLS, []) == CELLS
+
+
+def test_select_by_name_and_uuid_keeps_cell_order() -> None:
+    chosen = select_cells(CELLS, ["22222222-2222-2222-2222-222222222222", "cell1"])
+    assert [c.id for c in chosen] == [2, 3]
+
+
+def test_unknown_cell_names_the_known_ones() -> None:
+    with pytest.raises(UnknownCellError, match=r"unknown cell 'cell9'.*cell1 \(1111"):
+        select_cells(CELLS, ["cell1", "cell9"])
+
+
+def test_cell_repr_and_public_view_hide_the_url() -> None:
+    cell = CELLS[0]
+    assert "pw0" not in repr(cell)
+    assert "database_connection" not in cell.public()
+    assert cell.is_cell0 and cell.label == "cell0"
+    assert CELLS[2].label == CELLS[2].uuid
+
+
+def test_mask_url_hides_password() -> None:
+    masked = mask_url("mysql+pymysql://nova:Sup3rSecret@db:3306/nova?charset=utf8")
+    assert "Sup3rSecret" not in masked and "nova@db" not in masked and "***" in masked
+
+
+def test_engines_register_passwords_and_scrub_errors() -> None:
+    url = "mysql+pymysql://nova:Pa55-word-xyz@127.0.0.1:1/nova_api"
+    engines = Engines(url, {"cell1": "mysql+pymysql://n:0ther-pass-xyz@h/c1"})
+    try:
+        assert secrets.scrub("x Pa55-word-xyz y 0ther-pass-xyz") == "x *** y ***"
+        error = unreachable("API", url, RuntimeError("login with Pa55-word-xyz failed"))
+        assert "Pa55-word-xyz" not in str(error)
+        assert "override its URL" in str(error)
+        assert engines.cell_url(CELLS[1]) == "mysql+pymysql://n:0ther-pass-xyz@h/c1"
+        assert engines.cell_url(CELLS[2]) == "sqlite://"
+    finally:
+        engines.dispose()
+
+
+def test_listener_learns_known_and_future_secrets() -> None:
+    seen: list[str] = []
+    secrets.register("first-secret-abc")
+    secrets.add_listener(seen.append)
+    secrets.register("second-secret-abc")
+    assert {"first-secret-abc", "second-secret-abc"} <= set(seen)
