@@ -90,6 +90,11 @@ class Engines:
         self._cells: dict[str, Engine] = {}
         self._lock = threading.Lock()
 
+    def override(self, key: str, url: str) -> None:
+        """Reach the cell named or uuid'd `key` at url instead (before its first use)."""
+        register_url_secret(url)
+        self._overrides[key] = url
+
     def cell_url(self, cell: Cell) -> str:
         """The cell's URL: an override by uuid or name, else cell_mappings."""
         url = self._overrides.get(cell.uuid) or (cell.name and self._overrides.get(cell.name))

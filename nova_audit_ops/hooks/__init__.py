@@ -1,0 +1,1 @@
+"""Airflow hooks: Airflow connections and settings turned into nova-audit collaborators."""
