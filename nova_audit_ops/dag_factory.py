@@ -33,12 +33,6 @@ PRESETS = {
     "@monthly": "0 0 1 * *",
     "@yearly": "0 0 1 1 *",
 }
-DEFAULT_ARGS = {
-    "owner": "nova-audit",
-    "retries": 2,
-    "retry_delay": dt.timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-}
 
 
 def dag_params(task_spec: TaskSpec, settings: dict[str, Any]) -> dict[str, Param]:
@@ -62,10 +56,24 @@ def timetable(settings: dict[str, Any]) -> Any:
     return CronDataIntervalTimetable(cron, timezone=settings.get("timezone") or "UTC")
 
 
-def build_dag(task: str, doc_md: str | None = None) -> DAG:
-    """The DAG `nova_audit_<task>`, wired from the task's spec and the config file."""
+def default_args(settings: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "owner": "nova-audit",
+        "retries": int(settings["retries"]),
+        "retry_delay": dt.timedelta(seconds=int(settings["retry_delay"])),
+        "retry_exponential_backoff": 2.0,
+    }
+
+
+def build_dag(task: str, doc_md: str | None = None) -> DAG | None:
+    """The DAG `nova_audit_<task>`, wired from the task's spec and the config file.
+
+    None when the task is disabled in the config (`enabled = false`).
+    """
     task_spec = spec(task)
     settings = config_module.load(must_exist=False).settings(task_spec)
+    if not settings["enabled"]:
+        return None
     with DAG(
         dag_id=DAG_PREFIX + task,
         description=task_spec.summary,
@@ -75,12 +83,12 @@ def build_dag(task: str, doc_md: str | None = None) -> DAG:
         catchup=False,
         max_active_runs=1,
         max_active_tasks=8,
-        default_args=DEFAULT_ARGS,
+        default_args=default_args(settings),
         params=dag_params(task_spec, settings),
         tags=["nova-audit", task_spec.family],
         is_paused_upon_creation=True,
     ) as dag:
-        cells = ListCellsOperator(task_id="list_cells", nova_task=task, retries=0)
+        cells = ListCellsOperator(task_id="list_cells", nova_task=task)
         per_cell = CellTaskOperator.partial(
             task_id="run_cell",
             nova_task=task,
@@ -98,7 +106,6 @@ def build_dag(task: str, doc_md: str | None = None) -> DAG:
             nova_task=task,
             cells_task_id="list_cells",
             report_task_ids=report_tasks,
-            retries=0,
         )
         upstream >> summary
     return dag

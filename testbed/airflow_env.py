@@ -7,10 +7,15 @@ it before their first `import airflow`).
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from nova_audit_ops.report import Report
 
 REPO = Path(__file__).resolve().parent.parent
 DAGS_FOLDER = REPO / "dags"
@@ -64,3 +69,42 @@ def migrate(env: dict[str, str]) -> None:
     """Create or upgrade the metadata DB (idempotent)."""
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     run_airflow(env, "db", "migrate")
+
+
+def _latest_run(db: sqlite3.Connection, dag_id: str) -> int:
+    row = db.execute("SELECT max(id) FROM dag_run WHERE dag_id = ?", (dag_id,)).fetchone()
+    if row is None or row[0] is None:
+        raise RuntimeError(f"{dag_id} has no run in the metadata DB")
+    return int(row[0])
+
+
+def summary_report(home: str | Path, dag_id: str) -> Report:
+    """The summary task's XCom of the DAG's latest run, read from the metadata DB."""
+    with sqlite3.connect(Path(home) / "airflow.db") as db:
+        run_id = _latest_run(db, dag_id)
+        row = db.execute(
+            "SELECT value FROM xcom WHERE dag_run_id = ? AND task_id = 'summary' "
+            "AND key = 'return_value'",
+            (run_id,),
+        ).fetchone()
+    if row is None:
+        raise RuntimeError(f"the latest run of {dag_id} left no summary report")
+    value: Any = json.loads(row[0])
+    return Report.from_dict(json.loads(value) if isinstance(value, str) else value)
+
+
+def task_states(home: str | Path, dag_id: str) -> dict[str, str | None]:
+    """`task_id[map label]` -> state for the DAG's latest run."""
+    with sqlite3.connect(Path(home) / "airflow.db") as db:
+        run_id = _latest_run(db, dag_id)
+        rows = db.execute(
+            "SELECT ti.task_id, ti.map_index, ti.rendered_map_index, ti.state "
+            "FROM task_instance ti JOIN dag_run r ON r.run_id = ti.run_id AND r.dag_id = ti.dag_id "
+            "WHERE r.id = ?",
+            (run_id,),
+        ).fetchall()
+    states: dict[str, str | None] = {}
+    for task_id, map_index, label, state in rows:
+        key = task_id if map_index < 0 else f"{task_id}[{label or map_index}]"
+        states[key] = state
+    return states

@@ -52,7 +52,8 @@ def audit_conf(api_url: str, placement_endpoint: str | None, state_dir: Path) ->
     placement = _placement_section(placement_endpoint)
     if placement:
         text += placement + "\n"
-    text += f"[audit]\nmode = audit\nstate_dir = {state_dir}\n"
+    # Short retry delay: a test bed's failures are deliberate, waiting helps nothing.
+    text += f"[audit]\nmode = audit\nstate_dir = {state_dir}\nretry_delay = 2\n"
     return text
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import sys
 from pathlib import Path
 
 from nova_audit_ops import render
 from nova_audit_ops.report import Report
 from nova_audit_ops.tasks.registry import TASKS
-from testbed.airflow_env import REPO, airflow_env, migrate, run_airflow
+from testbed.airflow_env import REPO, airflow_env, migrate, run_airflow, summary_report
 from testbed.bed import down, up
 from testbed.drift import drift
 
@@ -31,21 +30,6 @@ DRIFT = {
         ("wrong_cell_mappings", 2),
     ],
 }
-
-
-def summary_report(home: Path, dag_id: str) -> Report:
-    """The summary task's XCom of the DAG's latest run, read from the metadata DB."""
-    with sqlite3.connect(home / "airflow.db") as db:
-        row = db.execute(
-            "SELECT x.value FROM xcom x JOIN dag_run r ON r.id = x.dag_run_id "
-            "WHERE x.dag_id = ? AND x.task_id = 'summary' AND x.key = 'return_value' "
-            "ORDER BY r.id DESC LIMIT 1",
-            (dag_id,),
-        ).fetchone()
-    if row is None:
-        raise SystemExit(f"demo: {dag_id} left no summary report; see the output above")
-    value = json.loads(row[0])
-    return Report.from_dict(json.loads(value) if isinstance(value, str) else value)
 
 
 def run_dag(env: dict[str, str], home: Path, task: str, mode: str) -> Report:

@@ -16,13 +16,27 @@ an error with instructions, never a skip.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
-import pytest
+# Airflow reads its settings on first import: give the test session its own home
+# (SQLite metadata DB, no examples) before any test module imports it.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="nova-audit-airflow-"))
+os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
+os.environ.setdefault(
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
+)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.pop("NOVA_AUDIT_CONFIG", None)
 
-import testbed
-from testbed import TestBed
-from testbed.pool import ClonePool
+import pytest  # noqa: E402
+
+import testbed  # noqa: E402
+from testbed import TestBed  # noqa: E402
+from testbed.airflow_env import airflow_env, migrate  # noqa: E402
+from testbed.pool import ClonePool  # noqa: E402
 
 TEMPLATE = {"cells": 2, "hosts_per_cell": 3, "instances_per_cell": 10}
 
@@ -85,3 +99,11 @@ def nova_bed(nova_pool: ClonePool, request: pytest.FixtureRequest) -> Iterator[T
 def nova_bed_placement(nova_pool: ClonePool, request: pytest.FixtureRequest) -> Iterator[TestBed]:
     """A private copy of the template with its own Placement."""
     yield from _bed(nova_pool, request, with_placement=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite metadata DB for `airflow dags test` runs (one per session)."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    migrate(airflow_env(home))
+    return home

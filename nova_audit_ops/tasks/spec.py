@@ -111,6 +111,24 @@ GLOBAL_KNOBS: tuple[Knob, ...] = (
 SCHEDULE_KNOBS: tuple[Knob, ...] = (
     Knob("enabled", "bool", True, "Whether the DAG is generated at all.", param=False),
     Knob(
+        "retries",
+        "int",
+        2,
+        "Airflow retries of each task (an unreachable database is often transient).",
+        param=False,
+        minimum=2,
+        maximum=20,
+    ),
+    Knob(
+        "retry_delay",
+        "int",
+        120,
+        "Seconds before the first retry; doubles on each further retry.",
+        param=False,
+        minimum=1,
+        maximum=24 * 3600,
+    ),
+    Knob(
         "schedule",
         "str",
         None,

@@ -1,0 +1,107 @@
+"""The DAGs under `airflow dags test` against a real Nova test bed on MariaDB."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nova_audit_ops.report import Code, Status
+from testbed import drift
+from testbed.airflow_env import airflow_env, run_airflow, summary_report, task_states
+from tests import support
+
+
+def dags_test(home: Path, bed: Any, task: str, **params: Any) -> tuple[int, str]:
+    env = airflow_env(home, bed.config_path)
+    result = run_airflow(
+        env, "dags", "test", f"nova_audit_{task}", "-c", json.dumps(params), check=False
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_discover_hosts_audit_heal_audit(airflow_home: Path, nova_bed: Any) -> None:
+    drift(nova_bed, "unmapped_hosts", 2)
+    before = support.snapshot(nova_bed)
+
+    dags_test(airflow_home, nova_bed, "discover_hosts", mode="audit")
+    audit = summary_report(airflow_home, "nova_audit_discover_hosts")
+    assert audit.code == Code.WARNING
+    assert {f.status for f in audit.findings} == {Status.WOULD_FIX}
+    assert audit.counts.drifted == 2
+    assert support.snapshot(nova_bed) == before, "audit mode wrote to a database"
+    states = task_states(airflow_home, "nova_audit_discover_hosts")
+    assert {"run_cell[cell0]", "run_cell[cell1]", "run_cell[cell2]"} <= set(states)
+    assert set(states.values()) == {"success"}
+
+    dags_test(airflow_home, nova_bed, "discover_hosts", mode="heal")
+    heal = summary_report(airflow_home, "nova_audit_discover_hosts")
+    assert heal.code == Code.OK and heal.counts.fixed == 2
+
+    dags_test(airflow_home, nova_bed, "discover_hosts", mode="audit")
+    assert summary_report(airflow_home, "nova_audit_discover_hosts").counts.drifted == 0
+
+
+def test_unknown_cell_fails_list_cells_and_writes_nothing(
+    airflow_home: Path, nova_bed: Any
+) -> None:
+    drift(nova_bed, "unmapped_hosts", 1)
+    before = support.snapshot(nova_bed)
+    code, output = dags_test(
+        airflow_home, nova_bed, "discover_hosts", mode="heal", cells=["no-such-cell"]
+    )
+    states = task_states(airflow_home, "nova_audit_discover_hosts")
+    assert states["list_cells"] == "failed"
+    assert "no-such-cell" in output
+    assert not any(key.startswith("run_cell[") for key in states)
+    assert support.snapshot(nova_bed) == before
+
+
+def test_bad_param_is_refused_before_the_run(airflow_home: Path, nova_bed: Any) -> None:
+    code, output = dags_test(airflow_home, nova_bed, "discover_hosts", mode="destroy")
+    assert code != 0
+    assert "destroy" in output
+
+
+def test_unreachable_cell_fails_that_cell_only(
+    airflow_home: Path, nova_bed: Any, tmp_path: Path
+) -> None:
+    drift(nova_bed, "unmapped_hosts", 2)
+    config = Path(nova_bed.config_path).read_text(encoding="utf-8")
+    config += "\n[audit.cells]\ncell2 = mysql+pymysql://natb:s3cret-pw@127.0.0.1:1/nope\n"
+    broken = tmp_path / "nova-audit.conf"
+    broken.write_text(config, encoding="utf-8")
+    env = airflow_env(airflow_home, broken)
+    result = run_airflow(
+        env, "dags", "test", "nova_audit_discover_hosts", "-c", '{"mode": "heal"}', check=False
+    )
+    report = summary_report(airflow_home, "nova_audit_discover_hosts")
+    states = task_states(airflow_home, "nova_audit_discover_hosts")
+    assert states["run_cell[cell2]"] == "failed"
+    assert states["run_cell[cell1]"] == "success"
+    assert report.code == Code.FAILURE
+    assert report.cells_failed == ["cell2"]
+    assert report.counts.fixed == 1  # cell1's host was still mapped
+    assert "s3cret-pw" not in result.stdout + result.stderr
+    assert "s3cret-pw" not in json.dumps(report.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("task", "scenario", "count"),
+    [
+        ("map_instances", "unmapped_instances", 3),
+        ("heal_instance_mappings", "wrong_cell_mappings", 2),
+        ("heal_instance_mappings", "orphan_mappings", 2),
+    ],
+)
+def test_instance_mapping_dags_heal(
+    airflow_home: Path, nova_bed: Any, task: str, scenario: str, count: int
+) -> None:
+    drift(nova_bed, scenario, count)
+    dags_test(airflow_home, nova_bed, task, mode="heal")
+    heal = summary_report(airflow_home, f"nova_audit_{task}")
+    assert heal.counts.fixed == count and heal.code == Code.OK
+    dags_test(airflow_home, nova_bed, task, mode="audit")
+    assert summary_report(airflow_home, f"nova_audit_{task}").counts.drifted == 0

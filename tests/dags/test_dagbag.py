@@ -1,0 +1,87 @@
+"""DAG integrity: every file imports cleanly and fast, and follows the conventions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nova_audit_ops.tasks.registry import TASKS
+from testbed.airflow_env import DAGS_FOLDER
+
+DAG_FILES = sorted(DAGS_FOLDER.glob("nova_audit_*.py"))
+
+
+@pytest.fixture(scope="module")
+def dagbag():  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+def test_no_import_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
+    assert dagbag.import_errors == {}
+
+
+def test_one_dag_per_task_named_after_its_file(dagbag) -> None:  # type: ignore[no-untyped-def]
+    assert {f.stem for f in DAG_FILES} == {f"nova_audit_{t}" for t in TASKS}
+    assert set(dagbag.dag_ids) == {f.stem for f in DAG_FILES}
+    for path in DAG_FILES:
+        assert Path(dagbag.dags[path.stem].fileloc).name == path.name
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
+def test_conventions(dagbag, path: Path) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags[path.stem]
+    task = path.stem.removeprefix("nova_audit_")
+    assert dag.max_active_runs == 1
+    assert set(dag.tags) == {"nova-audit", TASKS[task].family}
+    assert dag.doc_md and path.stem in dag.doc_md
+    for op in dag.tasks:
+        assert op.retries >= 2, f"{op.task_id} has retries={op.retries}"
+    assert {"list_cells", "run_cell", "summary"} <= set(dag.task_ids)
+    assert set(dag.params) == {k.name for k in TASKS[task].param_knobs()}
+    assert dag.params["mode"] == "audit", "the shipped default mode must be audit"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
+def test_dag_file_imports_in_under_two_seconds(path: Path) -> None:
+    # Airflow itself is imported first: the budget is for the DAG file's own cost.
+    code = (
+        "import time, runpy, airflow.sdk\n"
+        "t = time.perf_counter()\n"
+        f"runpy.run_path({str(path)!r})\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    seconds = float(out.stdout.strip().splitlines()[-1])
+    assert seconds < 2.0, f"{path.name} took {seconds:.2f} s to import"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("mode", "destroy"),
+        ("batch_size", 0),
+        ("batch_size", "many"),
+        ("cells", "cell1"),
+        ("max_batches", -1),
+    ],
+)
+def test_params_reject_bad_values(dagbag, name: str, value: object) -> None:  # type: ignore[no-untyped-def]
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = dagbag.dags["nova_audit_map_instances"].params
+    with pytest.raises(ParamValidationError):
+        params.get_param(name).resolve(value)
+
+
+def test_params_accept_good_values(dagbag) -> None:  # type: ignore[no-untyped-def]
+    params = dagbag.dags["nova_audit_discover_hosts"].params
+    assert params.get_param("mode").resolve("heal") == "heal"
+    assert params.get_param("cells").resolve(["cell1"]) == ["cell1"]
+    assert params.get_param("lock_timeout").resolve(5) == 5
