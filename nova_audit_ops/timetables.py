@@ -64,4 +64,6 @@ class MaintenanceWindowTimetable(Timetable):
                 start, end = self.window.current_or_next(now)
         if restriction.latest is not None and start > restriction.latest:
             return None
-        return DagRunInfo(run_after=_pendulum(start), data_interval=DataInterval(_pendulum(start), _pendulum(end)))
+        return DagRunInfo(
+            run_after=_pendulum(start), data_interval=DataInterval(_pendulum(start), _pendulum(end))
+        )

@@ -28,15 +28,17 @@ class Window:
     def parse(cls, window: str, days: Sequence[str] = ("*",), timezone: str = "UTC") -> Window:
         for problem in (_check_window(window), _check_days(list(days)), _check_timezone(timezone)):
             if problem:
-                raise ConfigError(f"maintenance window {window!r} {list(days)} {timezone}: {problem}")
+                raise ConfigError(
+                    f"maintenance window {window!r} {list(days)} {timezone}: {problem}"
+                )
         begin, end = window.split("-")
         h1, m1 = (int(x) for x in begin.split(":"))
         h2, m2 = (int(x) for x in end.split(":"))
         minutes = (h2 * 60 + m2 - h1 * 60 - m1) % (24 * 60)
-        chosen = (
-            range(7) if "*" in days or not days else [DAYS.index(d.lower()) for d in days]
+        chosen = range(7) if "*" in days or not days else [DAYS.index(d.lower()) for d in days]
+        return cls(
+            dt.time(h1, m1), dt.timedelta(minutes=minutes), frozenset(chosen), ZoneInfo(timezone)
         )
-        return cls(dt.time(h1, m1), dt.timedelta(minutes=minutes), frozenset(chosen), ZoneInfo(timezone))
 
     def _opening(self, day: dt.date) -> dt.datetime:
         local = dt.datetime.combine(day, self.start, tzinfo=self.tz)

@@ -7,7 +7,8 @@ from types import ModuleType
 from nova_audit_ops.tasks import discover_hosts, heal_instance_mappings, map_instances
 from nova_audit_ops.tasks.spec import TaskSpec
 
-MODULES: dict[str, ModuleType] = {module.SPEC.name: module for module in (discover_hosts, map_instances, heal_instance_mappings)
+MODULES: dict[str, ModuleType] = {
+    module.SPEC.name: module for module in (discover_hosts, map_instances, heal_instance_mappings)
 }
 TASKS: dict[str, TaskSpec] = {name: module.SPEC for name, module in MODULES.items()}
 

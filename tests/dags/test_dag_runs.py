@@ -105,3 +105,26 @@ def test_instance_mapping_dags_heal(
     assert heal.counts.fixed == count and heal.code == Code.OK
     dags_test(airflow_home, nova_bed, task, mode="audit")
     assert summary_report(airflow_home, f"nova_audit_{task}").counts.drifted == 0
+
+
+def test_cell_connection_overrides_cell_mappings(airflow_home: Path, nova_bed: Any) -> None:
+    """An Airflow connection nova_cell_<name> replaces the cell's database URL."""
+    conn = {
+        "conn_type": "mysql",
+        "host": "127.0.0.1",
+        "port": 1,
+        "login": "natb",
+        "password": "conn-s3cret",
+        "schema": "nope",
+    }
+    env = airflow_env(airflow_home, nova_bed.config_path)
+    env["AIRFLOW_CONN_NOVA_CELL_CELL1"] = json.dumps(conn)
+    result = run_airflow(
+        env, "dags", "test", "nova_audit_discover_hosts", "-c", '{"mode": "audit"}', check=False
+    )
+    states = task_states(airflow_home, "nova_audit_discover_hosts")
+    assert states["run_cell[cell1]"] == "failed"
+    assert states["run_cell[cell2]"] == "success"
+    report = summary_report(airflow_home, "nova_audit_discover_hosts")
+    assert report.cells_failed == ["cell1"]
+    assert "conn-s3cret" not in result.stdout + result.stderr
