@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.timetables.base import DagRunInfo, DataInterval, Timetable, TimeRestriction
+from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, Timetable
 from pendulum import DateTime, instance
 
 from nova_audit_ops.windows import Window

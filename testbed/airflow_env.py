@@ -49,7 +49,7 @@ def run_airflow(
 ) -> subprocess.CompletedProcess[str]:
     """Run the airflow CLI with `env` on top of ours; output captured."""
     full = {**os.environ, **env}
-    result = subprocess.run(  # noqa: S603 - fixed argv, our own airflow script
+    result = subprocess.run(
         [airflow_bin(), *args],
         env=full,
         capture_output=True,

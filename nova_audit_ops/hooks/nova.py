@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
-
 from sqlalchemy.engine import URL
 
 from nova_audit_ops import config as config_module

@@ -49,7 +49,7 @@ def test_unknown_cell_fails_list_cells_and_writes_nothing(
 ) -> None:
     drift(nova_bed, "unmapped_hosts", 1)
     before = support.snapshot(nova_bed)
-    code, output = dags_test(
+    _code, output = dags_test(
         airflow_home, nova_bed, "discover_hosts", mode="heal", cells=["no-such-cell"]
     )
     states = task_states(airflow_home, "nova_audit_discover_hosts")

@@ -145,7 +145,14 @@ def test_mapping_created_meanwhile_is_not_a_crash(
         h=racing_host,
         c=cell,
     )
-    monkeypatch.setattr(discover_hosts, "_existing_mappings", lambda api, hosts: {})
+    real_lookup = discover_hosts._existing_mappings
+    calls = []
+
+    def stale_first_read(api: Any, hosts: Any) -> dict[str, int]:
+        calls.append(hosts)  # the first (batch) read misses the racing mapping
+        return {} if len(calls) == 1 else real_lookup(api, hosts)
+
+    monkeypatch.setattr(discover_hosts, "_existing_mappings", stale_first_read)
     report = support.run(nova_bed, "discover_hosts", mode="heal")
     assert report.code == Code.OK
     assert report.counts.fixed == 2
