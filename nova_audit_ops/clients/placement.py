@@ -34,6 +34,7 @@ class PlacementClient:
 
     def __init__(self, api: adapter.Adapter) -> None:
         self._api = api
+        self.requests = 0  # requests sent, for reports and benchmarks
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> PlacementClient:
@@ -42,6 +43,7 @@ class PlacementClient:
     def _request(
         self, method: str, path: str, microversion: str, body: Any = None
     ) -> tuple[int, Any]:
+        self.requests += 1
         try:
             response = self._api.request(
                 path,

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nova_audit_ops.clients.db import Engines
+from nova_audit_ops.clients.placement import PlacementClient
+from nova_audit_ops.errors import ConfigError
 from nova_audit_ops.config import AuditConfig
 from nova_audit_ops.deadline import Deadline
 from nova_audit_ops.nova.cells import Cell, list_cells
@@ -34,6 +36,7 @@ class RunContext:
     state: StateStore = field(default_factory=MemoryStateStore)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("nova_audit"))
     _cells: list[Cell] | None = field(default=None, init=False, repr=False)
+    _placement: PlacementClient | None = field(default=None, init=False, repr=False)
 
     @property
     def mode(self) -> str:
@@ -51,6 +54,18 @@ class RunContext:
         if self._cells is None:
             self._cells = list_cells(self.engines.api)
         return list(self._cells)
+
+    @property
+    def placement(self) -> PlacementClient:
+        """The Placement client, built on first use from the [placement] section."""
+        if self._placement is None:
+            if not self.config.placement:
+                raise ConfigError(
+                    f"{self.spec.name} needs Placement: add a [placement] section with "
+                    "keystoneauth1 options to the config file (see docs/configuration.md)"
+                )
+            self._placement = PlacementClient.from_options(self.config.placement)
+        return self._placement
 
     def must_stop(self, batches_done: int) -> bool:
         """True when the deadline passed or the per-cell batch limit is reached."""
