@@ -12,13 +12,17 @@ PYTEST_ARGS ?=
 
 export NOVA_AUDIT_TOOLS_VENV := $(CURDIR)/$(TOOLS_VENV)
 
-.PHONY: demo test lint install tools sysdeps mariadb clean uv
+.PHONY: demo test lint install tools sysdeps mariadb clean uv bench-map-instances
 
 demo: install tools
 	$(VENV)/bin/python -m testbed.demo
 
 test: install tools mariadb
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Side-by-side benchmarks against nova-manage (see benchmarks/README.md); not part of `make test`.
+bench-map-instances: install tools mariadb
+	$(VENV)/bin/python -m benchmarks.map_instances --instances 100000
 
 lint: install
 	$(VENV)/bin/ruff check nova_audit_ops dags testbed tests benchmarks

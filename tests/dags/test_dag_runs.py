@@ -128,3 +128,18 @@ def test_cell_connection_overrides_cell_mappings(airflow_home: Path, nova_bed: A
     report = summary_report(airflow_home, "nova_audit_discover_hosts")
     assert report.cells_failed == ["cell1"]
     assert "conn-s3cret" not in result.stdout + result.stderr
+
+
+def test_placement_dags(airflow_home: Path, nova_bed_placement: Any) -> None:
+    bed = nova_bed_placement
+    drift(bed, "missing_aggregates", 2)
+    orphans = {c["consumer_uuid"] for c in drift(bed, "orphan_allocations", 2)}
+    dags_test(airflow_home, bed, "sync_aggregates", mode="heal")
+    healed = summary_report(airflow_home, "nova_audit_sync_aggregates")
+    assert healed.counts.fixed == 2 and healed.code == Code.OK
+    assert "run_global" in task_states(airflow_home, "nova_audit_sync_aggregates")
+
+    dags_test(airflow_home, bed, "orphaned_allocations", mode="audit")
+    audit = summary_report(airflow_home, "nova_audit_orphaned_allocations")
+    assert {f.object_id for f in audit.findings} == orphans
+    assert audit.code == Code.WARNING
