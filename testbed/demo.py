@@ -29,6 +29,9 @@ DRIFT = {
         ("orphan_mappings", 2),
         ("wrong_cell_mappings", 2),
     ],
+    "heal_allocations": [("missing_allocations", 3), ("wrong_user_allocations", 2)],
+    "sync_aggregates": [("missing_aggregates", 2)],
+    "orphaned_allocations": [("orphan_allocations", 2)],
 }
 
 
@@ -63,8 +66,11 @@ def main() -> int:
             worst = max(worst, int(report.code))
     finally:
         down(bed_dir)
-    print("== demo finished; the last audit of every task should be clean")
-    return worst
+    print(
+        "== demo finished: the last audit of every task is clean, except orphaned allocations,"
+        "\n   which are only deleted when `delete` is on and two runs a grace period apart saw them"
+    )
+    return 0 if worst < 2 else 1
 
 
 if __name__ == "__main__":
