@@ -22,6 +22,7 @@ from nova_audit_ops.knobs import Knob
 from nova_audit_ops.nova.cells import list_cells
 from nova_audit_ops.report import CRASH_EXIT_CODE, Code
 from nova_audit_ops.tasks.registry import TASKS
+from nova_audit_ops.tasks.registry import spec as task_spec
 
 
 def _add_knob(parser: argparse.ArgumentParser, knob: Knob) -> None:
@@ -52,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one maintenance task once")
     tasks = run.add_subparsers(dest="task", required=True, metavar="TASK")
     for name, spec in sorted(TASKS.items()):
-        task_parser = tasks.add_parser(name, help=spec.summary, description=spec.summary)
+        task_parser = tasks.add_parser(
+            name, aliases=list(spec.aliases), help=spec.summary, description=spec.summary
+        )
         task_parser.add_argument("--config-file", help="nova-audit.conf or nova.conf to read")
         task_parser.add_argument("--json", action="store_true", help="print the report as JSON")
         for knob in spec.param_knobs():
@@ -64,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
-    spec = TASKS[args.task]
+    spec = task_spec(args.task)
     params = {k.name: getattr(args, k.name, None) for k in spec.param_knobs()}
     csv = getattr(args, "cells_csv", None)
     if csv:
@@ -74,7 +77,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config_file)
-    ctx = runner.open_context(args.task, cfg, _params(args))
+    ctx = runner.open_context(task_spec(args.task).name, cfg, _params(args))
     try:
         report = runner.run_all(ctx)
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param
 
 from nova_audit_ops import config as config_module
 from nova_audit_ops.operators import (
@@ -43,8 +43,10 @@ def dag_params(task_spec: TaskSpec, settings: dict[str, Any]) -> dict[str, Param
     }
 
 
-def timetable(settings: dict[str, Any]) -> Any:
-    """Maintenance window if configured, else the cron schedule as a real data interval."""
+def timetable(task_spec: TaskSpec, settings: dict[str, Any]) -> Any:
+    """Asset-triggered, a maintenance window, or a cron schedule with a real data interval."""
+    if task_spec.triggered_by:
+        return [AssetAlias(task_spec.triggered_by)]
     if settings.get("window"):
         return MaintenanceWindowTimetable(
             settings["window"], settings.get("window_days"), settings.get("timezone") or "UTC"
@@ -62,6 +64,7 @@ def default_args(settings: dict[str, Any]) -> dict[str, Any]:
         "retries": int(settings["retries"]),
         "retry_delay": dt.timedelta(seconds=int(settings["retry_delay"])),
         "retry_exponential_backoff": 2.0,
+        "pool": settings.get("pool") or "default_pool",
     }
 
 
@@ -78,7 +81,7 @@ def build_dag(task: str, doc_md: str | None = None) -> DAG | None:
         dag_id=DAG_PREFIX + task,
         description=task_spec.summary,
         doc_md=doc_md,
-        schedule=timetable(settings),
+        schedule=timetable(task_spec, settings),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -92,6 +95,7 @@ def build_dag(task: str, doc_md: str | None = None) -> DAG | None:
         per_cell = CellTaskOperator.partial(
             task_id="run_cell",
             nova_task=task,
+            outlets=[AssetAlias(task_spec.asset_alias)] if task_spec.asset_alias else [],
             map_index_template="{{ task.cell['name'] or task.cell['uuid'] }}",
         ).expand(cell=cells.output)
         report_tasks = ["run_cell"]

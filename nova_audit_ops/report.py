@@ -208,5 +208,16 @@ def merge(task: str, mode: str, reports: Iterable[Report]) -> Report:
         merged.cells_checked.extend(report.cells_checked)
         merged.cells_failed.extend(report.cells_failed)
         for key, value in report.details.items():
-            merged.details.setdefault(key, value)
+            _merge_detail(merged.details, key, value)
     return merged
+
+
+def _merge_detail(details: dict[str, Any], key: str, value: Any) -> None:
+    """Counts add up, per-cell mappings are combined, anything else: the first wins."""
+    current = details.get(key)
+    if key not in details:
+        details[key] = dict(value) if isinstance(value, dict) else value
+    elif isinstance(current, int) and isinstance(value, int) and not isinstance(value, bool):
+        details[key] = current + value
+    elif isinstance(current, dict) and isinstance(value, dict):
+        current.update(value)

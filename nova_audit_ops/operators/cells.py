@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Asset, AssetAlias, BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from nova_audit_ops import runner, secrets
@@ -93,6 +93,8 @@ class CellTaskOperator(BaseOperator):
         finally:
             ctx.engines.dispose()
         data = push_report(context, report)
+        if ctx.spec.asset_alias and ctx.heal and not report.cells_failed:
+            _announce(context, ctx.spec.asset_alias, cell, report)
         self.log.info(
             "cell %s: code %s, counts %s, more work: %s",
             cell.label,
@@ -112,6 +114,21 @@ class CellTaskOperator(BaseOperator):
             f"cell {self.cell.get('name') or self.cell.get('uuid')} is no longer in "
             "cell_mappings: rerun the DAG to pick up the current cells"
         )
+
+
+def shadow_asset(alias: str, cell: Cell) -> Asset:
+    """The Asset standing for one cell's tables that `alias`'s producer changed."""
+    return Asset(name=f"{alias}.{cell.uuid}", uri=f"nova-audit://{alias}/{cell.uuid}")
+
+
+def _announce(context: Context, alias: str, cell: Cell, report: Report) -> None:
+    """Record an Asset event for this cell, through the DAG's Asset alias."""
+    extra = {
+        "cell": cell.label,
+        "cutoff": report.details.get("cutoff"),
+        "rows": report.details.get("rows", {}),
+    }
+    context["outlet_events"][AssetAlias(alias)].add(shadow_asset(alias, cell), extra=extra)
 
 
 class GlobalStepOperator(BaseOperator):

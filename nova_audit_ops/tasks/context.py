@@ -9,9 +9,9 @@ from typing import Any
 
 from nova_audit_ops.clients.db import Engines
 from nova_audit_ops.clients.placement import PlacementClient
-from nova_audit_ops.errors import ConfigError
 from nova_audit_ops.config import AuditConfig
 from nova_audit_ops.deadline import Deadline
+from nova_audit_ops.errors import ConfigError
 from nova_audit_ops.nova.cells import Cell, list_cells
 from nova_audit_ops.report import Report
 from nova_audit_ops.state import MemoryStateStore, StateStore, marker_key

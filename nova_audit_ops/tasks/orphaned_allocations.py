@@ -144,6 +144,7 @@ def _judge_all(
     expected_of: Any,
 ) -> None:
     """Read allocations provider by provider; judge and act in batches of providers."""
+    requests_before = ctx.placement.requests
     seen_key = marker_key(ctx.spec.name, f"seen.{key}")
     previously: dict[str, str] = dict(ctx.state.get(seen_key) or {})
     now_seen: dict[str, str] = {}
@@ -171,7 +172,7 @@ def _judge_all(
             now_seen[sighting] = first
             _judge(ctx, report, label, rp_uuid, consumer, part, first)
     ctx.state.put(seen_key, now_seen or None)
-    report.details.setdefault("placement_requests", ctx.placement.requests)
+    report.details["placement_requests"] = ctx.placement.requests - requests_before
 
 
 def _judge(
@@ -232,7 +233,7 @@ def _expect_on_nodes(
             root = pairs.get((row.host, row.node))
             if root:
                 by_node[root].add(row.uuid)
-        query = sa.select(
+        moves = sa.select(
             mig.c.uuid,
             mig.c.instance_uuid,
             mig.c.source_compute,
@@ -244,11 +245,12 @@ def _expect_on_nodes(
             ~mig.c.status.in_(DONE_MIGRATION),
             sa.or_(mig.c.source_compute.in_(hosts), mig.c.dest_compute.in_(hosts)),
         )
-        for row in conn.execute(query):
-            for pair in ((row.source_compute, row.source_node), (row.dest_compute, row.dest_node)):
+        for move in conn.execute(moves):
+            ends = ((move.source_compute, move.source_node), (move.dest_compute, move.dest_node))
+            for pair in ends:
                 root = pairs.get(pair)
                 if root:
-                    by_node[root] |= {row.uuid, row.instance_uuid}
+                    by_node[root] |= {move.uuid, move.instance_uuid}
     building = _building(ctx)
     return {rp["uuid"]: by_node[rp["root_provider_uuid"]] | building for rp in batch}
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from types import ModuleType
 
 from nova_audit_ops.tasks import (
+    archive_deleted_rows,
     discover_hosts,
     heal_instance_mappings,
     map_instances,
     orphaned_allocations,
+    purge,
     sync_aggregates,
 )
 from nova_audit_ops.tasks.spec import TaskSpec
@@ -21,9 +23,12 @@ MODULES: dict[str, ModuleType] = {
         heal_instance_mappings,
         sync_aggregates,
         orphaned_allocations,
+        archive_deleted_rows,
+        purge,
     )
 }
 TASKS: dict[str, TaskSpec] = {name: module.SPEC for name, module in MODULES.items()}
+ALIASES: dict[str, str] = {alias: name for name, s in TASKS.items() for alias in s.aliases}
 
 
 def spec(name: str) -> TaskSpec:
@@ -31,6 +36,6 @@ def spec(name: str) -> TaskSpec:
     from nova_audit_ops.errors import ConfigError
 
     try:
-        return TASKS[name]
+        return TASKS[ALIASES.get(name, name)]
     except KeyError:
         raise ConfigError(f"unknown task {name!r}: tasks are {', '.join(sorted(TASKS))}") from None

@@ -120,6 +120,13 @@ SCHEDULE_KNOBS: tuple[Knob, ...] = (
         maximum=20,
     ),
     Knob(
+        "pool",
+        "str",
+        "default_pool",
+        "Airflow pool of the DAG's tasks; a pool with few slots bounds the cells run at once.",
+        param=False,
+    ),
+    Knob(
         "retry_delay",
         "int",
         120,
@@ -174,6 +181,9 @@ class TaskSpec:
     defaults: dict[str, Any] = field(default_factory=dict)  # overrides of common defaults
     skips_cell0: bool = False
     global_step: bool = False  # also has run_global(ctx, cells) for work no cell owns
+    asset_alias: str | None = None  # heal runs of each cell update an Asset through this alias
+    triggered_by: str | None = None  # the DAG is scheduled on this Asset alias, not a clock
+    aliases: tuple[str, ...] = ()  # other CLI names, e.g. `purge`
 
     def all_knobs(self) -> tuple[Knob, ...]:
         return COMMON_KNOBS + SCHEDULE_KNOBS + self.knobs

@@ -119,6 +119,7 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     """Compare this cell's hosts' aggregates with their providers' in Placement."""
     report = ctx.new_report()
     report.cells_checked.append(cell.label)
+    requests_before = ctx.placement.requests
     aggregates = _aggregates(ctx)
     wanted_by_host = _aggregate_hosts(ctx, cell)
     nodes = _compute_nodes(ctx, cell)
@@ -140,7 +141,7 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
             report.more_work = True
             break
         _sync_provider(ctx, report, cell, aggregates, node_host[rp], rp, wanted[rp], actual[rp])
-    report.details.setdefault("placement_requests", ctx.placement.requests)
+    report.details["placement_requests"] = ctx.placement.requests - requests_before
     return report
 
 

@@ -1,0 +1,13 @@
+"""# nova_audit_archive_deleted_rows (Airflow DAG)
+
+Moves soft-deleted rows older than `retention_days` (or `before`) of each cell
+database into its shadow tables, children with their parents, in bounded
+transactions; removes archived instances' API rows. Runs once per maintenance
+window (default 01:00-05:00) and stops at its end; each cell's heal run updates
+the cell's shadow-table Asset, which triggers `nova_audit_purge_shadow_tables`.
+Use the `nova_audit_archive` pool to bound how many cells run at once.
+"""
+
+from nova_audit_ops.dag_factory import build_dag
+
+dag = build_dag("archive_deleted_rows", doc_md=__doc__)

@@ -1,0 +1,95 @@
+"""Nova's shadow tables as the live schema has them: what moves, in which order.
+
+Reflected from the database, never from a hand-written list, so archive and
+purge keep working when Nova's schema changes: every table with a `shadow_`
+twin takes part, foreign keys decide the order (parents first, like Nova's
+`sorted_tables`) and which child rows move with a parent.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+SHADOW_PREFIX = "shadow_"
+NOT_ARCHIVED = frozenset({"alembic_version", "migrate_version"})
+# Rows that are never soft-deleted: purge judges them by another column (as Nova does).
+PURGE_TIMESTAMP_OVERRIDES = {
+    "shadow_instance_actions": "created_at",
+    "shadow_instance_actions_events": "created_at",
+    "shadow_task_log": "updated_at",
+}
+
+
+@dataclass(frozen=True)
+class Edge:
+    """`child.child_column` references `parent_column` of the parent table."""
+
+    child: sa.Table
+    child_column: sa.Column
+    parent_column: sa.Column
+
+
+@dataclass
+class ShadowPlan:
+    """The archivable tables of one cell database, parents first, and their FK children."""
+
+    tables: list[sa.Table]
+    shadows: dict[str, sa.Table]
+    children: dict[str, list[Edge]] = field(default_factory=lambda: defaultdict(list))
+    problems: dict[str, str] = field(default_factory=dict)  # table -> why it is skipped
+
+    def shadow_of(self, table: sa.Table) -> sa.Table:
+        return self.shadows[table.name]
+
+
+def reflect_plan(engine: Engine) -> ShadowPlan:
+    """Reflect the whole database once and derive the archive plan from it."""
+    metadata = sa.MetaData()
+    metadata.reflect(bind=engine)
+    candidates = [
+        t
+        for t in metadata.sorted_tables
+        if not t.name.startswith(SHADOW_PREFIX)
+        and t.name not in NOT_ARCHIVED
+        and SHADOW_PREFIX + t.name in metadata.tables
+    ]
+    plan = ShadowPlan(tables=[], shadows={})
+    for main in candidates:
+        shadow = metadata.tables[SHADOW_PREFIX + main.name]
+        missing = [c.name for c in main.columns if c.name not in shadow.columns]
+        if missing:
+            plan.problems[main.name] = (
+                f"{shadow.name} lacks column(s) {', '.join(missing)}: run `nova-manage db sync`"
+            )
+            continue
+        plan.tables.append(main)
+        plan.shadows[main.name] = shadow
+    names = {t.name for t in plan.tables}
+    for child in plan.tables:
+        for fk in child.foreign_keys:
+            parent = fk.column.table
+            if parent.name in names and parent.name != child.name:
+                plan.children[parent.name].append(Edge(child, fk.parent, fk.column))
+    return plan
+
+
+def purgeable(engine: Engine) -> list[tuple[sa.Table, sa.Column | None]]:
+    """Every shadow table with the timestamp column purge judges its rows by."""
+    metadata = sa.MetaData()
+    metadata.reflect(bind=engine)
+    result: list[tuple[sa.Table, sa.Column | None]] = []
+    for table in metadata.sorted_tables:
+        if not table.name.startswith(SHADOW_PREFIX):
+            continue
+        name = PURGE_TIMESTAMP_OVERRIDES.get(table.name)
+        for candidate in ([name] if name else []) + ["deleted_at", "updated_at", "created_at"]:
+            if candidate in table.columns:
+                result.append((table, table.columns[candidate]))
+                break
+        else:
+            result.append((table, None))
+    return result

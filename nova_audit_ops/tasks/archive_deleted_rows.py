@@ -1,0 +1,343 @@
+"""archive_deleted_rows: move soft-deleted rows of a cell database into its shadow tables.
+
+Tables and order come from the live schema (nova/shadow.py). Rows with
+`deleted != 0` and `deleted_at` before the cut-off move with their foreign-key
+children (whatever the children's own `deleted`), children first, in bounded
+transactions: each batch moves at most `batch_size` rows (one parent's tree is
+never split), insert-into-shadow and delete-from-main together, child rows read
+for the whole batch at once. A delete that removes other rows than the insert
+copied (a concurrent writer) rolls the batch back, so main + shadow always hold
+the same rows. A primary-key collision in a shadow table is a finding naming
+the table and ids; that parent is left and the run goes on.
+
+The API rows of archived instances (instance_mappings, request_specs,
+instance_group_member) are removed after each batch; their uuids are written
+ahead to the state store so a run killed in between finishes the job next time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from nova_audit_ops.knobs import Knob
+from nova_audit_ops.nova.cells import Cell
+from nova_audit_ops.nova.shadow import ShadowPlan, reflect_plan
+from nova_audit_ops.report import Finding, Report, Status
+from nova_audit_ops.state import marker_key
+from nova_audit_ops.tasks.context import RunContext
+from nova_audit_ops.tasks.cutoff import before_knob, cutoff, retention_knob
+from nova_audit_ops.tasks.spec import TaskSpec
+
+SHADOW_ASSET_ALIAS = "nova_audit_shadow_tables"
+SPEC = TaskSpec(
+    name="archive_deleted_rows",
+    family="database",
+    summary="Move soft-deleted rows older than the retention into the shadow tables.",
+    knobs=(
+        retention_knob(30, "Archive"),
+        before_knob("Archive"),
+        Knob("task_log", "bool", False, "Also archive task_log rows (by updated_at)."),
+    ),
+    defaults={"window": "01:00-05:00", "batch_size": 2000},
+    asset_alias=SHADOW_ASSET_ALIAS,
+)
+API_TABLES = ("request_specs", "instance_group_member", "instance_mappings")
+MAX_PARENTS = 5000
+
+
+def _count_new(
+    conn: Connection, statements: list[tuple[sa.Table, Any]], seen: dict[str, set[Any]]
+) -> dict[str, int]:
+    """Audit mode: rows that would move, each counted once however it is reached."""
+    counts: dict[str, int] = defaultdict(int)
+    for tbl, clause in statements:
+        key = list(tbl.primary_key.columns) or list(tbl.columns)
+        rows = {tuple(r) for r in conn.execute(sa.select(*key).where(clause))}
+        fresh = rows - seen[tbl.name]
+        seen[tbl.name] |= fresh
+        counts[tbl.name] += len(fresh)
+    return counts
+
+
+class _TooBig(Exception):
+    """The batch grew past batch_size rows: retry it with fewer parents."""
+
+
+class _Changed(Exception):
+    """A delete removed other rows than the insert copied: someone wrote meanwhile."""
+
+
+@dataclass
+class Tally:
+    rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    api_rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    seen: dict[str, set[Any]] = field(default_factory=lambda: defaultdict(set))  # audit mode
+
+
+def run_cell(ctx: RunContext, cell: Cell) -> Report:
+    report = ctx.new_report()
+    report.cells_checked.append(cell.label)
+    cut = cutoff(ctx.reference_time, int(ctx.options["retention_days"]), ctx.options["before"])
+    report.details["cutoff"] = cut.isoformat(sep=" ")
+    engine = ctx.engines.cell(cell)
+    plan = reflect_plan(engine)
+    for name, why in sorted(plan.problems.items()):
+        report.add(
+            Finding(
+                "table",
+                name,
+                why,
+                "table not archived",
+                Status.MUST_NOT_FIX,
+                cell.label,
+                fix="bring the schema up to date, then rerun archive_deleted_rows",
+            )
+        )
+    tally = Tally()
+    if ctx.heal:
+        _finish_api_cleanup(ctx, cell, engine, tally)
+    batches = 0
+    for table in plan.tables:
+        selection = _selection(table, cut, bool(ctx.options["task_log"]))
+        if selection is None:
+            continue
+        batches, stopped = _archive_table(
+            ctx, cell, engine, plan, table, selection, tally, report, batches
+        )
+        if stopped:
+            report.more_work = True
+            break
+    _summarise(ctx, cell, report, tally, cut)
+    return report
+
+
+def _selection(table: sa.Table, cut: Any, task_log: bool) -> sa.ColumnElement[bool] | None:
+    """Which rows of `table` are archived as parents (None: only as someone's children)."""
+    if table.name == "task_log":
+        return table.c.updated_at < cut if task_log and "updated_at" in table.c else None
+    if "deleted" not in table.c or "deleted_at" not in table.c or _key(table) is None:
+        return None
+    return sa.and_(table.c.deleted != 0, table.c.deleted_at < cut)
+
+
+def _key(table: sa.Table) -> sa.Column | None:
+    """The single-column key batches are cut by (Nova uses `id`)."""
+    if "id" in table.c:
+        return table.c.id
+    pk = list(table.primary_key.columns)
+    return pk[0] if len(pk) == 1 else None
+
+
+def _archive_table(
+    ctx: RunContext,
+    cell: Cell,
+    engine: Engine,
+    plan: ShadowPlan,
+    table: sa.Table,
+    selection: sa.ColumnElement[bool],
+    tally: Tally,
+    report: Report,
+    batches: int,
+) -> tuple[int, bool]:
+    """Walk one parent table in keyset batches; (batches so far, stopped early)."""
+    key = _key(table)
+    assert key is not None
+    limit = int(ctx.options["batch_size"])
+    parents = max(1, limit // 20)
+    last: Any = None
+    while True:
+        if ctx.must_stop(batches):
+            return batches, True
+        query = sa.select(key).where(selection).order_by(key).limit(parents)
+        if last is not None:
+            query = query.where(key > last)
+        with engine.connect() as conn:
+            ids = list(conn.execute(query).scalars())
+        if not ids:
+            return batches, False
+        try:
+            moved = _move(ctx, cell, engine, plan, table, key, ids, limit, tally.seen)
+        except _TooBig:
+            parents = max(1, len(ids) // 2)
+            continue
+        except _Changed:
+            continue  # re-read the batch: the rows changed under us
+        except IntegrityError:
+            if len(ids) > 1:
+                parents = max(1, len(ids) // 2)
+                continue
+            _report_collision(engine, plan, table, key, ids[0], cell, report)
+            last = ids[0]
+            continue
+        batches += 1
+        last = ids[-1]
+        for name, count in moved.items():
+            tally.rows[name] += count
+        if table.name == "instances" and ctx.heal:
+            _finish_api_cleanup(ctx, cell, engine, tally)
+        rows = sum(moved.values())
+        parents = min(MAX_PARENTS, max(1, int(limit * len(ids) / max(rows, 1))))
+
+
+def _tree(
+    conn: Connection, plan: ShadowPlan, table: sa.Table, where: Any
+) -> list[tuple[sa.Table, Any]]:
+    """(table, where) of every row that moves with the selected rows, children first."""
+    statements: list[tuple[sa.Table, Any]] = []
+    for edge in plan.children.get(table.name, []):
+        values = list(conn.execute(sa.select(edge.parent_column).where(where)).scalars())
+        values = [v for v in values if v is not None]
+        if not values:
+            continue
+        child_where = edge.child_column.in_(values)
+        statements.extend(_tree(conn, plan, edge.child, child_where))
+        statements.append((edge.child, child_where))
+    return statements
+
+
+def _move(
+    ctx: RunContext,
+    cell: Cell,
+    engine: Engine,
+    plan: ShadowPlan,
+    table: sa.Table,
+    key: sa.Column,
+    ids: Sequence[Any],
+    limit: int,
+    seen: dict[str, set[Any]],
+) -> dict[str, int]:
+    """Move the rows `ids` of `table` and their children in one transaction (or count them)."""
+    moved: dict[str, int] = defaultdict(int)
+    where = key.in_(list(ids))
+    with engine.begin() as conn:
+        statements = [*_tree(conn, plan, table, where), (table, where)]
+        if not ctx.heal:
+            return _count_new(conn, statements, seen)
+        uuids: list[str] = []
+        if table.name == "instances":
+            uuids = list(conn.execute(sa.select(table.c.uuid).where(where)).scalars())
+        for tbl, clause in statements:
+            columns = [c.name for c in tbl.columns]
+            copied = conn.execute(
+                plan.shadow_of(tbl)
+                .insert()
+                .from_select(columns, sa.select(*tbl.columns).where(clause))
+            ).rowcount
+            removed = conn.execute(tbl.delete().where(clause)).rowcount
+            if copied != removed:
+                raise _Changed(tbl.name)
+            moved[tbl.name] += removed
+            if sum(moved.values()) > limit and len(ids) > 1:
+                raise _TooBig()
+        if uuids:  # written ahead: the API cleanup survives a kill after this commit
+            ctx.state.put(_pending_key(cell), {"uuids": uuids})
+    return moved
+
+
+def _pending_key(cell: Cell) -> str:
+    return marker_key(SPEC.name, f"api-cleanup.{cell.uuid}")
+
+
+def _finish_api_cleanup(ctx: RunContext, cell: Cell, engine: Engine, tally: Tally) -> None:
+    """Remove the API rows of archived instances (idempotent; only truly archived ones)."""
+    pending = (ctx.state.get(_pending_key(cell)) or {}).get("uuids") or []
+    if not pending:
+        return
+    with engine.connect() as conn:
+        instances = sa.table("instances", sa.column("uuid"))
+        still_there = set(
+            conn.execute(sa.select(instances.c.uuid).where(instances.c.uuid.in_(pending))).scalars()
+        )
+    archived = [u for u in pending if u not in still_there]
+    if archived:
+        with ctx.engines.api.begin() as api:
+            for name in API_TABLES:
+                api_table = sa.table(name, sa.column("instance_uuid"))
+                result = api.execute(
+                    api_table.delete().where(api_table.c.instance_uuid.in_(archived))
+                )
+                tally.api_rows[name] += result.rowcount
+    ctx.state.put(_pending_key(cell), None)
+
+
+def _report_collision(
+    engine: Engine,
+    plan: ShadowPlan,
+    table: sa.Table,
+    key: sa.Column,
+    parent: Any,
+    cell: Cell,
+    report: Report,
+) -> None:
+    """Name the shadow table and the ids that already exist there."""
+    with engine.connect() as conn:
+        for tbl, clause in [
+            *_tree(conn, plan, table, key.in_([parent])),
+            (table, key.in_([parent])),
+        ]:
+            tkey = _key(tbl)
+            if tkey is None:
+                continue
+            ids = list(conn.execute(sa.select(tkey).where(clause)).scalars())
+            shadow = plan.shadow_of(tbl)
+            skey = shadow.c[tkey.name]
+            taken = (
+                sorted(conn.execute(sa.select(skey).where(skey.in_(ids))).scalars()) if ids else []
+            )
+            if taken:
+                report.add(
+                    Finding(
+                        "table",
+                        shadow.name,
+                        f"{shadow.name} already holds rows with {tkey.name} "
+                        f"{', '.join(map(str, taken[:20]))} "
+                        "(ids reused, e.g. after a MySQL restart)",
+                        f"left {table.name} {key.name}={parent} and its children in place",
+                        Status.MUST_NOT_FIX,
+                        cell.label,
+                        fix=f"compare those rows of {tbl.name} and {shadow.name}; delete the stale "
+                        "shadow copies (or purge them), then rerun archive_deleted_rows",
+                    )
+                )
+                return
+    report.add(
+        Finding(
+            "table",
+            table.name,
+            f"{table.name} {key.name}={parent} could not be archived (integrity error)",
+            "left in place",
+            Status.FAILED,
+            cell.label,
+            fix="read the task log, then rerun archive_deleted_rows",
+        )
+    )
+
+
+def _summarise(ctx: RunContext, cell: Cell, report: Report, tally: Tally, cut: Any) -> None:
+    verb = "moved" if ctx.heal else "would move"
+    for name, count in sorted(tally.rows.items()):
+        if not count:
+            continue
+        report.counts.examined += count
+        report.add(
+            Finding(
+                "table",
+                name,
+                f"{count} row(s) of {name} soft-deleted before {cut:%Y-%m-%d %H:%M:%S} "
+                "(or children of such rows)",
+                f"{verb} to shadow_{name}",
+                Status.FIXED if ctx.heal else Status.WOULD_FIX,
+                cell.label,
+                fix=None if ctx.heal else "nova-audit run archive_deleted_rows --mode heal",
+            )
+        )
+    report.details["rows"] = {cell.label: {k: v for k, v in sorted(tally.rows.items()) if v}}
+    if tally.api_rows:
+        report.details["api_rows"] = {cell.label: dict(tally.api_rows)}

@@ -1,0 +1,114 @@
+"""purge: delete old rows from a cell's shadow tables, in bounded chunks.
+
+Like `nova-manage db purge --before`, a row's age comes from `deleted_at`
+(`created_at` for instance actions and their events, `updated_at` for
+task_log, else `updated_at`/`created_at`). Unlike it, rows go in keyset chunks
+of `batch_size`, one short transaction each, never one unbounded DELETE per
+table, and the run stops between chunks at its deadline. Children's shadow
+tables are purged before their parents'.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+
+from nova_audit_ops.nova.cells import Cell
+from nova_audit_ops.nova.shadow import purgeable
+from nova_audit_ops.report import Finding, Report, Status
+from nova_audit_ops.tasks.archive_deleted_rows import SHADOW_ASSET_ALIAS
+from nova_audit_ops.tasks.context import RunContext
+from nova_audit_ops.tasks.cutoff import before_knob, cutoff, retention_knob
+from nova_audit_ops.tasks.spec import TaskSpec
+
+SPEC = TaskSpec(
+    name="purge_shadow_tables",
+    family="database",
+    summary="Delete shadow-table rows older than the purge retention, in bounded chunks.",
+    knobs=(retention_knob(90, "Purge shadow"), before_knob("Purge shadow")),
+    defaults={"batch_size": 5000},
+    triggered_by=SHADOW_ASSET_ALIAS,
+    aliases=("purge",),
+)
+
+
+def run_cell(ctx: RunContext, cell: Cell) -> Report:
+    report = ctx.new_report()
+    report.cells_checked.append(cell.label)
+    cut = cutoff(ctx.reference_time, int(ctx.options["retention_days"]), ctx.options["before"])
+    report.details["cutoff"] = cut.isoformat(sep=" ")
+    engine = ctx.engines.cell(cell)
+    purged: dict[str, int] = defaultdict(int)
+    batches = 0
+    for table, column in reversed(purgeable(engine)):  # children before parents
+        if column is None:
+            report.add(
+                Finding(
+                    "table",
+                    table.name,
+                    f"{table.name} has no timestamp column",
+                    "not purged",
+                    Status.LEFT,
+                    cell.label,
+                    fix="purge it by hand if it must be emptied",
+                )
+            )
+            continue
+        batches, stopped = _purge_table(ctx, engine, table, column, cut, purged, batches)
+        if stopped:
+            report.more_work = True
+            break
+    verb = "deleted" if ctx.heal else "would delete"
+    for name, count in sorted(purged.items()):
+        if count:
+            report.counts.examined += count
+            report.add(
+                Finding(
+                    "table",
+                    name,
+                    f"{count} row(s) of {name} older than {cut:%Y-%m-%d %H:%M:%S}",
+                    f"{verb} them",
+                    Status.FIXED if ctx.heal else Status.WOULD_FIX,
+                    cell.label,
+                    fix=None if ctx.heal else "nova-audit run purge --mode heal",
+                )
+            )
+    report.details["rows"] = {cell.label: {k: v for k, v in sorted(purged.items()) if v}}
+    return report
+
+
+def _purge_table(
+    ctx: RunContext,
+    engine: sa.Engine,
+    table: sa.Table,
+    column: sa.Column,
+    cut: Any,
+    purged: dict[str, int],
+    batches: int,
+) -> tuple[int, bool]:
+    key = [table.c.id] if "id" in table.c else list(table.primary_key.columns)
+    key = key or list(table.columns)
+    size = int(ctx.options["batch_size"])
+    last: tuple[Any, ...] | None = None
+    while True:
+        if ctx.must_stop(batches):
+            return batches, True
+        query = sa.select(*key).where(column < cut).order_by(*key).limit(size)
+        if last is not None:
+            query = query.where(sa.tuple_(*key) > sa.tuple_(*last))
+        with engine.connect() as conn:
+            rows = [tuple(r) for r in conn.execute(query)]
+        if not rows:
+            return batches, False
+        last = rows[-1]
+        if ctx.heal:
+            match = key[0].in_([r[0] for r in rows]) if len(key) == 1 else sa.tuple_(*key).in_(rows)
+            with engine.begin() as conn:
+                purged[table.name] += conn.execute(table.delete().where(match)).rowcount
+        else:
+            purged[table.name] += len(rows)
+        batches += 1
+        if len(rows) < size:
+            return batches, False
