@@ -292,6 +292,15 @@ def _report_collision(
                 sorted(conn.execute(sa.select(skey).where(skey.in_(ids))).scalars()) if ids else []
             )
             if taken:
+                if any(
+                    f.object_id == shadow.name
+                    and f.problem.startswith(
+                        f"{shadow.name} already holds rows with {tkey.name} "
+                        f"{', '.join(map(str, taken[:20]))} "
+                    )
+                    for f in report.findings
+                ):
+                    return  # the same stale rows, met again through another table
                 report.add(
                     Finding(
                         "table",

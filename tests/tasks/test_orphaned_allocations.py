@@ -104,7 +104,8 @@ def test_migrations_and_builds_in_flight_are_not_orphans(nova_bed_placement: Any
     )
     support.execute(
         bed.api_url,
-        "INSERT INTO build_requests (instance_uuid, project_id, created_at) VALUES (:u, 'p', NOW())",
+        "INSERT INTO build_requests (instance_uuid, project_id, created_at) "
+        "VALUES (:u, 'p', NOW())",
         u=building,
     )
     report = support.run(bed, "orphaned_allocations", mode="audit")
