@@ -143,3 +143,26 @@ def test_placement_dags(airflow_home: Path, nova_bed_placement: Any) -> None:
     audit = summary_report(airflow_home, "nova_audit_orphaned_allocations")
     assert {f.object_id for f in audit.findings} == orphans
     assert audit.code == Code.WARNING
+
+
+def test_archive_updates_cell_assets_and_purge_follows(airflow_home: Path, nova_bed: Any) -> None:
+    import sqlite3
+
+    dags_test(airflow_home, nova_bed, "archive_deleted_rows", mode="heal", before="2100-01-01")
+    report = summary_report(airflow_home, "nova_audit_archive_deleted_rows")
+    assert report.code == Code.OK and report.counts.fixed > 0
+    with sqlite3.connect(airflow_home / "airflow.db") as db:
+        uris = {
+            row[0]
+            for row in db.execute(
+                "SELECT a.uri FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                "WHERE e.source_dag_id = 'nova_audit_archive_deleted_rows'"
+            )
+        }
+    assert {f"nova-audit://nova_audit_shadow_tables/{c.uuid}" for c in nova_bed.cells} <= uris
+
+    dags_test(airflow_home, nova_bed, "purge_shadow_tables", mode="heal", before="2100-01-01")
+    purge = summary_report(airflow_home, "nova_audit_purge_shadow_tables")
+    assert purge.code == Code.OK and purge.counts.fixed > 0
+    for cell in nova_bed.cells:
+        assert support.query(cell.url, "SELECT COUNT(*) AS n FROM shadow_instances")[0].n == 0

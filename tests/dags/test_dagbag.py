@@ -85,3 +85,17 @@ def test_params_accept_good_values(dagbag) -> None:  # type: ignore[no-untyped-d
     assert params.get_param("mode").resolve("heal") == "heal"
     assert params.get_param("cells").resolve(["cell1"]) == ["cell1"]
     assert params.get_param("lock_timeout").resolve(5) == 5
+
+
+def test_archive_runs_in_a_window_and_purge_on_its_assets(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from nova_audit_ops.timetables import MaintenanceWindowTimetable
+
+    archive = dagbag.dags["nova_audit_archive_deleted_rows"]
+    assert isinstance(archive.timetable, MaintenanceWindowTimetable)
+    assert archive.timetable.window_spec == "01:00-05:00"
+    purge = dagbag.dags["nova_audit_purge_shadow_tables"]
+    assert "nova_audit_shadow_tables" in str(purge.timetable.asset_condition)
+    run_cell = archive.get_task("run_cell")
+    assert any(
+        "nova_audit_shadow_tables" in str(o) for o in run_cell.partial_kwargs.get("outlets", [])
+    )
