@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 export NOVA_AUDIT_TOOLS_VENV := $(CURDIR)/$(TOOLS_VENV)
 
-.PHONY: demo test lint install tools sysdeps mariadb clean uv bench-map-instances bench-heal-allocations
+.PHONY: demo test lint install tools sysdeps mariadb clean uv bench-map-instances bench-heal-allocations bench-archive
 
 demo: install tools
 	$(VENV)/bin/python -m testbed.demo
@@ -23,6 +23,9 @@ test: install tools mariadb
 # Side-by-side benchmarks against nova-manage (see benchmarks/README.md); not part of `make test`.
 bench-map-instances: install tools mariadb
 	$(VENV)/bin/python -m benchmarks.map_instances --instances 100000
+
+bench-archive: install tools mariadb
+	$(VENV)/bin/python -m benchmarks.archive
 
 bench-heal-allocations: install tools mariadb
 	$(VENV)/bin/python -m benchmarks.heal_allocations

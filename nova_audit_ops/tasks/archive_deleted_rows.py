@@ -17,6 +17,7 @@ ahead to the state store so a run killed in between finishes the job next time.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ class Tally:
     rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     api_rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     seen: dict[str, set[Any]] = field(default_factory=lambda: defaultdict(set))  # audit mode
+    longest_transaction: float = 0.0
 
 
 def run_cell(ctx: RunContext, cell: Cell) -> Report:
@@ -162,6 +164,7 @@ def _archive_table(
             ids = list(conn.execute(query).scalars())
         if not ids:
             return batches, False
+        started = time.monotonic()
         try:
             moved = _move(ctx, cell, engine, plan, table, key, ids, limit, tally.seen)
         except _TooBig:
@@ -176,6 +179,7 @@ def _archive_table(
             _report_collision(engine, plan, table, key, ids[0], cell, report)
             last = ids[0]
             continue
+        tally.longest_transaction = max(tally.longest_transaction, time.monotonic() - started)
         batches += 1
         last = ids[-1]
         for name, count in moved.items():
@@ -348,5 +352,6 @@ def _summarise(ctx: RunContext, cell: Cell, report: Report, tally: Tally, cut: A
             )
         )
     report.details["rows"] = {cell.label: {k: v for k, v in sorted(tally.rows.items()) if v}}
+    report.details["longest_transaction_s"] = {cell.label: round(tally.longest_transaction, 3)}
     if tally.api_rows:
         report.details["api_rows"] = {cell.label: dict(tally.api_rows)}

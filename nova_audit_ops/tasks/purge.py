@@ -10,6 +10,7 @@ tables are purged before their parents'.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -41,6 +42,7 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     report.details["cutoff"] = cut.isoformat(sep=" ")
     engine = ctx.engines.cell(cell)
     purged: dict[str, int] = defaultdict(int)
+    longest = [0.0]  # seconds of the longest delete transaction
     batches = 0
     for table, column in reversed(purgeable(engine)):  # children before parents
         if column is None:  # e.g. shadow_alembic_version: nothing to judge age by
@@ -48,7 +50,7 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
                 table.name
             )
             continue
-        batches, stopped = _purge_table(ctx, engine, table, column, cut, purged, batches)
+        batches, stopped = _purge_table(ctx, engine, table, column, cut, purged, batches, longest)
         if stopped:
             report.more_work = True
             break
@@ -68,6 +70,7 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
                 )
             )
     report.details["rows"] = {cell.label: {k: v for k, v in sorted(purged.items()) if v}}
+    report.details["longest_transaction_s"] = {cell.label: round(longest[0], 3)}
     return report
 
 
@@ -79,6 +82,7 @@ def _purge_table(
     cut: Any,
     purged: dict[str, int],
     batches: int,
+    longest: list[float],
 ) -> tuple[int, bool]:
     key = [table.c.id] if "id" in table.c else list(table.primary_key.columns)
     key = key or list(table.columns)
@@ -97,8 +101,10 @@ def _purge_table(
         last = rows[-1]
         if ctx.heal:
             match = key[0].in_([r[0] for r in rows]) if len(key) == 1 else sa.tuple_(*key).in_(rows)
+            started = time.monotonic()
             with engine.begin() as conn:
                 purged[table.name] += conn.execute(table.delete().where(match)).rowcount
+            longest[0] = max(longest[0], time.monotonic() - started)
         else:
             purged[table.name] += len(rows)
         batches += 1
