@@ -91,7 +91,7 @@ def load(path: str | None = None, *, must_exist: bool = True) -> AuditConfig:
 
 def from_parser(parser: configparser.ConfigParser, path: str | None) -> AuditConfig:
     """Validate a parsed INI file into an AuditConfig."""
-    from nova_audit_ops.tasks.registry import TASKS
+    from nova_audit_ops.tasks.registry import ALIASES, TASKS
 
     cfg = AuditConfig(path=path)
     if parser.has_section("api_database"):
@@ -105,6 +105,7 @@ def from_parser(parser: configparser.ConfigParser, path: str | None) -> AuditCon
         if section in KNOWN_SECTIONS or not section.startswith(TASK_SECTION_PREFIX):
             continue
         task = section[len(TASK_SECTION_PREFIX) :]
+        task = ALIASES.get(task, task)
         spec = TASKS.get(task)
         if spec is None:
             raise ConfigError(

@@ -32,6 +32,9 @@ def table(report: Report) -> str:
         lines.append(f"cells checked: {', '.join(report.cells_checked)}")
     if report.cells_failed:
         lines.append(f"cells NOT checked: {', '.join(report.cells_failed)}")
+    for key, value in report.details.items():
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        lines.append(f"{key.replace('_', ' ')}: {textwrap.shorten(text, 160, placeholder=' ...')}")
     if report.more_work:
         lines.append(f"more work remains; resume markers: {json.dumps(report.markers)}")
     lines.append(f"result: {Code(report.code).name} ({int(report.code)})")

@@ -70,7 +70,24 @@ def run_global(ctx: RunContext, cells: Sequence[Cell]) -> Report:
     """Judge the mappings that have no cell and no build request."""
     report = ctx.new_report()
     report.cells_checked.append(GLOBAL_MARKER)
+    report.details["within_grace_period"] = _young_unassigned(ctx)
     return _walk(ctx, cells, None, report)
+
+
+def _young_unassigned(ctx: RunContext) -> int:
+    """Cell-less mappings too young to judge yet: said, so they are not silently skipped."""
+    api = ctx.engines.api
+    im, br = table(api, "instance_mappings"), table(api, "build_requests")
+    changed = sa.func.coalesce(im.c.updated_at, im.c.created_at)
+    building = sa.select(br.c.id).where(br.c.instance_uuid == im.c.instance_uuid).exists()
+    query = sa.select(sa.func.count()).where(
+        im.c.cell_id.is_(None),
+        im.c.project_id != MIGRATION_MARKER_PROJECT,
+        ~building,
+        changed >= _cutoff(ctx),
+    )
+    with api.connect() as conn:
+        return int(conn.execute(query).scalar_one())
 
 
 def run_cell(ctx: RunContext, cell: Cell) -> Report:
