@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator, Context
+from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from nova_audit_ops import runner, secrets
@@ -18,32 +18,8 @@ from nova_audit_ops.errors import DatabaseUnreachableError, NovaAuditError
 from nova_audit_ops.hooks.nova import NovaHook
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.operators import runtime
-from nova_audit_ops.report import Report
-
-REPORT_KEY = "report"
-MAX_XCOM_FINDINGS = 500
-
-
-def xcom_report(report: Report) -> dict[str, Any]:
-    """The report as XCom carries it: findings capped, every known secret scrubbed."""
-    return dict(_scrubbed(report.to_dict(max_findings=MAX_XCOM_FINDINGS)))
-
-
-def push_report(context: Context, report: Report) -> dict[str, Any]:
-    """Push the report under REPORT_KEY for the summary task."""
-    data = xcom_report(report)
-    context["ti"].xcom_push(key=REPORT_KEY, value=data)
-    return data
-
-
-def _scrubbed(value: Any) -> Any:
-    if isinstance(value, str):
-        return secrets.scrub(value)
-    if isinstance(value, dict):
-        return {k: _scrubbed(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrubbed(v) for v in value]
-    return value
+from nova_audit_ops.operators.assets import announce
+from nova_audit_ops.operators.reports import push_report
 
 
 class ListCellsOperator(BaseOperator):
@@ -94,7 +70,7 @@ class CellTaskOperator(BaseOperator):
             ctx.engines.dispose()
         data = push_report(context, report)
         if ctx.spec.asset_alias and ctx.heal and not report.cells_failed:
-            _announce(context, ctx.spec.asset_alias, cell, report)
+            announce(context, ctx.spec.asset_alias, cell, report)
         self.log.info(
             "cell %s: code %s, counts %s, more work: %s",
             cell.label,
@@ -114,21 +90,6 @@ class CellTaskOperator(BaseOperator):
             f"cell {self.cell.get('name') or self.cell.get('uuid')} is no longer in "
             "cell_mappings: rerun the DAG to pick up the current cells"
         )
-
-
-def shadow_asset(alias: str, cell: Cell) -> Asset:
-    """The Asset standing for one cell's tables that `alias`'s producer changed."""
-    return Asset(name=f"{alias}.{cell.uuid}", uri=f"nova-audit://{alias}/{cell.uuid}")
-
-
-def _announce(context: Context, alias: str, cell: Cell, report: Report) -> None:
-    """Record an Asset event for this cell, through the DAG's Asset alias."""
-    extra = {
-        "cell": cell.label,
-        "cutoff": report.details.get("cutoff"),
-        "rows": report.details.get("rows", {}),
-    }
-    context["outlet_events"][AssetAlias(alias)].add(shadow_asset(alias, cell), extra=extra)
 
 
 class GlobalStepOperator(BaseOperator):

@@ -13,7 +13,7 @@ from airflow.sdk import BaseOperator, Context, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException
 
 from nova_audit_ops import render
-from nova_audit_ops.operators.cells import REPORT_KEY, xcom_report
+from nova_audit_ops.operators.reports import REPORT_KEY, xcom_report
 from nova_audit_ops.operators.runtime import run_params
 from nova_audit_ops.report import Code, Report, merge
 from nova_audit_ops.tasks.registry import spec
