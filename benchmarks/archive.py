@@ -142,7 +142,7 @@ def ours(bed: Any, task: str, batch_size: int) -> tuple[Timing, dict[str, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=20_000)
-    parser.add_argument("--batch-size", type=int, default=2000, help="nova-audit rows per batch")
+    parser.add_argument("--batch-size", type=int, default=5000, help="nova-audit rows per batch")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     work = WORK / "archive"
