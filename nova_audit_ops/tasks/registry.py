@@ -7,6 +7,7 @@ from types import ModuleType
 from nova_audit_ops.tasks import (
     archive_deleted_rows,
     discover_hosts,
+    heal_allocations,
     heal_instance_mappings,
     map_instances,
     orphaned_allocations,
@@ -21,6 +22,7 @@ MODULES: dict[str, ModuleType] = {
         discover_hosts,
         map_instances,
         heal_instance_mappings,
+        heal_allocations,
         sync_aggregates,
         orphaned_allocations,
         archive_deleted_rows,

@@ -1,0 +1,417 @@
+"""heal_allocations: instances whose allocations Placement lacks, or holds for someone else.
+
+Eligibility is Nova's (`nova-manage placement heal_allocations`): undeleted
+instances of a cell (cell0 skipped) that are on a node and in no task state.
+Unlike Nova, which asks Placement once per instance, a batch reads the
+allocations of each compute node provider once (`GET
+/resource_providers/{uuid}/allocations`) and asks about single consumers only
+when one is missing there. Missing allocations are created from the flavor
+against the node's provider, with the instance's project and user; a consumer
+generation conflict re-reads and retries. Instances Nova would not heal either
+(VGPU, Cyborg device profiles, port resource requests, mixed CPU policy) are
+findings with the command to run, never silent skips.
+
+Wrong owners (allocations under another project or user) cannot be seen in a
+provider's allocation list, so the global step compares Placement's usage per
+project and user with what the instances' allocations add up to, one request
+per pair, and reads single consumers only for the pairs that do not add up.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, Row
+
+from nova_audit_ops.clients.placement import PROVIDERS_MV, PlacementError
+from nova_audit_ops.clients.placement_allocations import rewrite_consumer, usages
+from nova_audit_ops.knobs import Knob
+from nova_audit_ops.nova import flavors
+from nova_audit_ops.nova.cells import Cell
+from nova_audit_ops.nova.schema import table
+from nova_audit_ops.report import Finding, Report, Status
+from nova_audit_ops.tasks.context import RunContext
+from nova_audit_ops.tasks.paging import Page, keyset_pages, resume_point, walk
+from nova_audit_ops.tasks.spec import TaskSpec
+
+SPEC = TaskSpec(
+    name="heal_allocations",
+    family="placement",
+    summary="Create missing instance allocations in Placement and fix their owners.",
+    knobs=(
+        Knob(
+            "check_owners",
+            "bool",
+            True,
+            "Also find allocations held under the wrong project or user (global step).",
+        ),
+    ),
+    defaults={"schedule": "@hourly", "batch_size": 500},
+    skips_cell0=True,
+    global_step=True,
+)
+NOVA_FIX = "nova-manage placement heal_allocations --instance {uuid}"
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: int
+    uuid: str
+    host: str | None
+    node: str | None
+    project_id: str
+    user_id: str
+    image_ref: str | None
+
+
+def run_cell(ctx: RunContext, cell: Cell) -> Report:
+    report = ctx.new_report()
+    report.cells_checked.append(cell.label)
+    engine = ctx.engines.cell(cell)
+    before = ctx.placement.requests
+    providers: dict[str, dict[str, Any]] = {}  # provider allocations read this run
+    pages = keyset_pages(
+        engine,
+        lambda last: _instances_after(engine, last),
+        ctx.options["batch_size"],
+        resume_point(ctx, cell.uuid),
+    )
+    walk(
+        ctx,
+        report,
+        cell.uuid,
+        cell.label,
+        pages,
+        lambda page: _heal_batch(ctx, cell, engine, page, providers, report),
+    )
+    report.details["placement_requests"] = ctx.placement.requests - before
+    return report
+
+
+def _instances_after(engine: Engine, last: int) -> sa.Select:
+    i = table(engine, "instances")
+    return (
+        sa.select(
+            i.c.id,
+            i.c.uuid,
+            i.c.host,
+            i.c.node,
+            i.c.project_id,
+            i.c.user_id,
+            i.c.image_ref,
+            i.c.task_state,
+        )
+        .where(i.c.deleted == 0, i.c.id > last)
+        .order_by(i.c.id)
+    )
+
+
+def _heal_batch(
+    ctx: RunContext,
+    cell: Cell,
+    engine: Engine,
+    page: Page,
+    providers: dict[str, dict[str, Any]],
+    report: Report,
+) -> None:
+    eligible = [_instance(r) for r in page.rows if r.task_state is None and r.node is not None]
+    report.counts.skipped += len(page.rows) - len(eligible)
+    nodes = _node_uuids(engine, {i.host for i in eligible if i.host})
+    missing: list[tuple[Instance, str]] = []
+    for inst in eligible:
+        rp = nodes.get((inst.host or "", inst.node or ""))
+        if rp is None:
+            report.add(
+                Finding(
+                    "instance",
+                    inst.uuid,
+                    f"instance is on {inst.host}/{inst.node}, which has no compute node",
+                    "nothing",
+                    Status.FAILED,
+                    cell.label,
+                    fix="check the instance's host; run discover_hosts or "
+                    "`nova-manage placement heal_allocations` after fixing it",
+                )
+            )
+            continue
+        if rp not in providers:
+            try:
+                providers[rp] = ctx.placement.provider_allocations(rp)
+            except PlacementError as exc:
+                providers[rp] = {}
+                if exc.status != 404:
+                    raise
+        if inst.uuid not in providers[rp]:
+            missing.append((inst, rp))
+    if missing:
+        _heal_missing(ctx, cell, engine, missing, providers, report)
+
+
+def _instance(row: Row) -> Instance:
+    return Instance(
+        row.id, row.uuid, row.host, row.node, row.project_id, row.user_id, row.image_ref
+    )
+
+
+def _node_uuids(engine: Engine, hosts: set[str]) -> dict[tuple[str, str], str]:
+    """(host, hypervisor_hostname) -> compute node uuid, one query for the batch."""
+    if not hosts:
+        return {}
+    cn = table(engine, "compute_nodes")
+    query = sa.select(cn.c.host, cn.c.hypervisor_hostname, cn.c.uuid).where(
+        cn.c.deleted == 0, cn.c.host.in_(sorted(hosts))
+    )
+    with engine.connect() as conn:
+        return {(r.host, r.hypervisor_hostname): r.uuid for r in conn.execute(query)}
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What deciding an instance's resources needs, read for the whole batch at once."""
+
+    flavor: dict[str, str | None]
+    volume_backed: dict[str, bool]
+    image_cpu_policy: dict[str, str]
+    port_requests: set[str]
+
+
+def _facts(ctx: RunContext, engine: Engine, instances: Sequence[Instance]) -> Facts:
+    uuids = [i.uuid for i in instances]
+    extra, bdm = table(engine, "instance_extra"), table(engine, "block_device_mapping")
+    sysmeta = table(engine, "instance_system_metadata")
+    with engine.connect() as conn:
+        flavor = dict(
+            conn.execute(
+                sa.select(extra.c.instance_uuid, extra.c.flavor).where(
+                    extra.c.instance_uuid.in_(uuids)
+                )
+            ).all()
+        )
+        roots = dict(
+            conn.execute(
+                sa.select(bdm.c.instance_uuid, bdm.c.destination_type).where(
+                    bdm.c.instance_uuid.in_(uuids), bdm.c.deleted == 0, bdm.c.boot_index == 0
+                )
+            ).all()
+        )
+        policy = dict(
+            conn.execute(
+                sa.select(sysmeta.c.instance_uuid, sysmeta.c.value).where(
+                    sysmeta.c.instance_uuid.in_(uuids),
+                    sysmeta.c.deleted == 0,
+                    sysmeta.c.key == "image_hw_cpu_policy",
+                )
+            ).all()
+        )
+    volume_backed = {
+        i.uuid: roots[i.uuid] == "volume" if i.uuid in roots else not i.image_ref for i in instances
+    }
+    return Facts(flavor, volume_backed, policy, _port_requests(ctx, uuids))
+
+
+def _port_requests(ctx: RunContext, uuids: list[str]) -> set[str]:
+    """Instances whose request spec carries port resource requests (QoS ports)."""
+    rs = table(ctx.engines.api, "request_specs")
+    with ctx.engines.api.connect() as conn:
+        rows = conn.execute(
+            sa.select(rs.c.instance_uuid, rs.c.spec).where(rs.c.instance_uuid.in_(uuids))
+        ).all()
+    return {r.instance_uuid for r in rows if _requested_resources(r.spec)}
+
+
+def _requested_resources(spec: str | None) -> bool:
+    """True when a serialized RequestSpec lists requested resource groups (ports)."""
+    try:
+        data = json.loads(spec or "{}").get("nova_object.data", {})
+    except (ValueError, AttributeError):
+        return False
+    return bool(data.get("requested_resources"))
+
+
+def _heal_missing(
+    ctx: RunContext,
+    cell: Cell,
+    engine: Engine,
+    missing: list[tuple[Instance, str]],
+    providers: dict[str, dict[str, Any]],
+    report: Report,
+) -> None:
+    facts = _facts(ctx, engine, [i for i, _ in missing])
+    for inst, rp in missing:
+        try:
+            _heal_one(ctx, cell, inst, rp, facts, providers, report)
+        except (PlacementError, flavors.FlavorError) as exc:
+            report.add(
+                Finding(
+                    "instance",
+                    inst.uuid,
+                    f"allocations could not be healed: {exc}",
+                    "nothing",
+                    Status.FAILED,
+                    cell.label,
+                    fix=NOVA_FIX.format(uuid=inst.uuid),
+                )
+            )
+
+
+def _heal_one(
+    ctx: RunContext,
+    cell: Cell,
+    inst: Instance,
+    rp: str,
+    facts: Facts,
+    providers: dict[str, dict[str, Any]],
+    report: Report,
+) -> None:
+    flavor = flavors.parse_flavor(facts.flavor.get(inst.uuid))
+    policy = facts.image_cpu_policy.get(inst.uuid)
+    reason = flavors.unhealable(flavor, policy)
+    if reason is None and inst.uuid in facts.port_requests:
+        reason = "it has ports with resource requests (Neutron must be updated as well)"
+    if reason:
+        report.add(
+            Finding(
+                "instance",
+                inst.uuid,
+                f"instance has no allocations and {reason}",
+                "not healed",
+                Status.MUST_NOT_FIX,
+                cell.label,
+                fix=NOVA_FIX.format(uuid=inst.uuid),
+            )
+        )
+        return
+    wanted = flavors.resources(flavor, facts.volume_backed[inst.uuid], policy)
+    problem = f"instance on {inst.host} has no allocations in Placement"
+
+    def create(current: dict[str, Any]) -> dict[str, Any] | None:
+        if current.get("allocations"):
+            return None  # it has allocations elsewhere: Nova's command leaves them too
+        return {
+            "allocations": {rp: {"resources": wanted}},
+            "project_id": inst.project_id,
+            "user_id": inst.user_id,
+        }
+
+    if not ctx.heal:
+        current = ctx.placement.consumer_allocations(inst.uuid)
+        if create(current) is not None:
+            report.add(
+                Finding(
+                    "instance",
+                    inst.uuid,
+                    problem,
+                    f"would allocate {flavors.describe(wanted)} on {rp}",
+                    Status.WOULD_FIX,
+                    cell.label,
+                    fix="nova-audit run heal_allocations --mode heal",
+                )
+            )
+        return
+    if rewrite_consumer(ctx.placement, inst.uuid, create) is not None:
+        providers.setdefault(rp, {})[inst.uuid] = {"resources": wanted}
+        report.add(
+            Finding(
+                "instance",
+                inst.uuid,
+                problem,
+                f"allocated {flavors.describe(wanted)} on {rp}",
+                Status.FIXED,
+                cell.label,
+            )
+        )
+
+
+def run_global(ctx: RunContext, cells: Sequence[Cell]) -> Report:
+    """Owners: Placement's usage per project and user against the instances' allocations."""
+    report = ctx.new_report()
+    report.cells_checked.append("owners")
+    if not ctx.options["check_owners"]:
+        return report
+    before = ctx.placement.requests
+    owners = _owners(ctx, cells)
+    held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for rp in ctx.placement.get("/resource_providers", PROVIDERS_MV)["resource_providers"]:
+        for consumer, part in ctx.placement.provider_allocations(rp["uuid"]).items():
+            if consumer in owners:
+                for rc, amount in part["resources"].items():
+                    held[consumer][rc] += int(amount)
+    expected: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for consumer, resources in held.items():
+        for rc, amount in resources.items():
+            expected[owners[consumer]][rc] += amount
+    for pair in sorted(expected):
+        report.counts.examined += 1
+        actual = usages(ctx.placement, *pair)
+        if {k: v for k, v in actual.items() if v} != dict(expected[pair]):
+            for consumer in sorted(c for c in held if owners[c] == pair):
+                _check_owner(ctx, consumer, pair, report)
+    report.details["placement_requests"] = ctx.placement.requests - before
+    return report
+
+
+def _owners(ctx: RunContext, cells: Sequence[Cell]) -> dict[str, tuple[str, str]]:
+    """instance uuid -> (project, user) for every live instance of every cell but cell0."""
+    owners: dict[str, tuple[str, str]] = {}
+    for cell in cells:
+        if cell.is_cell0:
+            continue
+        engine = ctx.engines.cell(cell)
+        i = table(engine, "instances")
+        query = sa.select(i.c.uuid, i.c.project_id, i.c.user_id).where(i.c.deleted == 0)
+        with engine.connect() as conn:
+            owners.update({r.uuid: (r.project_id, r.user_id) for r in conn.execute(query)})
+    return owners
+
+
+def _check_owner(ctx: RunContext, consumer: str, pair: tuple[str, str], report: Report) -> None:
+    project, user = pair
+
+    def reown(current: dict[str, Any]) -> dict[str, Any] | None:
+        if (current.get("project_id"), current.get("user_id")) == pair:
+            return None
+        return {
+            "allocations": {
+                rp: {"resources": part["resources"]} for rp, part in current["allocations"].items()
+            },
+            "project_id": project,
+            "user_id": user,
+        }
+
+    try:
+        current = ctx.placement.consumer_allocations(consumer)
+        if reown(current) is None:
+            return
+        problem = (
+            f"allocations are held for project {current.get('project_id')} user "
+            f"{current.get('user_id')}, the instance belongs to project {project} user {user}"
+        )
+        if not ctx.heal:
+            report.add(
+                Finding(
+                    "instance",
+                    consumer,
+                    problem,
+                    "would set the owner",
+                    Status.WOULD_FIX,
+                    fix="nova-audit run heal_allocations --mode heal",
+                )
+            )
+        elif rewrite_consumer(ctx.placement, consumer, reown) is not None:
+            report.add(Finding("instance", consumer, problem, "set the owner", Status.FIXED))
+    except PlacementError as exc:
+        report.add(
+            Finding(
+                "instance",
+                consumer,
+                f"owner could not be fixed: {exc}",
+                "nothing",
+                Status.FAILED,
+                fix=NOVA_FIX.format(uuid=consumer),
+            )
+        )
