@@ -16,7 +16,9 @@ an error with instructions, never a skip.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from pathlib import Path
 # Airflow reads its settings on first import: give the test session its own home
 # (SQLite metadata DB, no examples) before any test module imports it.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="nova-audit-airflow-"))
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
 os.environ.setdefault(
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
