@@ -90,7 +90,7 @@ def _cells(args: argparse.Namespace) -> int:
     from nova_audit_ops.clients.db import Engines, mask_url
 
     cfg = config_mod.load(args.config_file)
-    engines = Engines(cfg.require_api_connection(), cfg.cell_connections)
+    engines = Engines(cfg.require_api_connection(), cfg.cell_connections, cfg.database_connection)
     for cell in list_cells(engines.api):
         print(f"{cell.label:20} {cell.uuid}  {mask_url(engines.cell_url(cell))}")
     return int(Code.OK)

@@ -34,6 +34,7 @@ class AuditConfig:
 
     path: str | None = None
     api_connection: str | None = None
+    database_connection: str | None = None  # fills templated cell_mappings URLs, as in Nova
     placement: dict[str, str] = field(default_factory=dict)
     cinder: dict[str, str] = field(default_factory=dict)
     cell_connections: dict[str, str] = field(default_factory=dict)
@@ -96,6 +97,8 @@ def from_parser(parser: configparser.ConfigParser, path: str | None) -> AuditCon
     cfg = AuditConfig(path=path)
     if parser.has_section("api_database"):
         cfg.api_connection = parser.get("api_database", "connection", fallback=None) or None
+    if parser.has_section("database"):
+        cfg.database_connection = parser.get("database", "connection", fallback=None) or None
     cfg.placement = _section(parser, "placement")
     cfg.cinder = _section(parser, "cinder")
     cfg.cell_connections = _section(parser, CELLS_SECTION)

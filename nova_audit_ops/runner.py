@@ -53,7 +53,7 @@ def open_context(
     """Validate everything and build the run's collaborators; connects to nothing."""
     options = options_for(task, config, params)
     overrides = {**config.cell_connections, **(cell_overrides or {})}
-    engines = Engines(config.require_api_connection(), overrides)
+    engines = Engines(config.require_api_connection(), overrides, config.database_connection)
     return RunContext(
         spec=spec(task),
         config=config,

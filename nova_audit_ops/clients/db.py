@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
@@ -78,11 +79,49 @@ def check_reachable(engine: Engine, label: str) -> None:
         raise unreachable(label, engine.url.render_as_string(hide_password=False), exc) from None
 
 
+def fill_template(cell: Cell, url: str, default: str | None) -> str:
+    """Nova lets cell_mappings hold URL templates such as `{scheme}://{username}:...`,
+    filled from nova.conf's [database] connection; do the same."""
+    if not url or "{" not in url:
+        return url
+    if not default:
+        raise ConfigError(
+            f"cell {cell.label}'s database_connection is a template: set [database] "
+            "connection in the config file (the value from nova.conf) to fill it"
+        )
+    parts = urlsplit(default)
+    subs = {
+        "username": parts.username,
+        "password": parts.password,
+        "hostname": parts.hostname,
+        "port": parts.port,
+        "scheme": parts.scheme,
+        "query": parts.query,
+        "fragment": parts.fragment,
+        "path": parts.path.lstrip("/"),
+    }
+    try:
+        return url.format(**subs)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"cell {cell.label}'s database_connection template cannot be filled ({exc!r}): "
+            "check it with `nova-manage cell_v2 list_cells --verbose`"
+        ) from None
+
+
 class Engines:
     """The API engine plus one engine per cell, created on first use and reused."""
 
-    def __init__(self, api_url: str, overrides: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        overrides: Mapping[str, str] | None = None,
+        template_default: str | None = None,
+    ) -> None:
         self.api_url = api_url
+        self.template_default = template_default
+        if template_default:
+            register_url_secret(template_default)
         self.api = make_engine(api_url, "API")
         self._overrides = dict(overrides or {})
         for url in self._overrides.values():
@@ -98,7 +137,7 @@ class Engines:
     def cell_url(self, cell: Cell) -> str:
         """The cell's URL: an override by uuid or name, else cell_mappings."""
         url = self._overrides.get(cell.uuid) or (cell.name and self._overrides.get(cell.name))
-        url = url or cell.database_connection
+        url = url or fill_template(cell, cell.database_connection, self.template_default)
         if not url:
             raise ConfigError(
                 f"cell {cell.label} has no database_connection in cell_mappings: set one with "

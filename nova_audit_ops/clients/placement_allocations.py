@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from nova_audit_ops.clients.placement import ALLOCATIONS_MV, PlacementClient, PlacementError
 
@@ -37,5 +38,5 @@ def rewrite_consumer(
 
 def usages(client: PlacementClient, project_id: str, user_id: str) -> dict[str, int]:
     """Placement's total usage of one project and user (one request)."""
-    query = f"/usages?project_id={project_id}&user_id={user_id}"
+    query = "/usages?" + urlencode({"project_id": project_id, "user_id": user_id})
     return {k: int(v) for k, v in client.get(query, USAGES_MV)["usages"].items()}

@@ -63,3 +63,29 @@ def test_listener_learns_known_and_future_secrets() -> None:
     secrets.add_listener(seen.append)
     secrets.register("second-secret-abc")
     assert {"first-secret-abc", "second-secret-abc"} <= set(seen)
+
+
+def test_templated_cell_urls_are_filled_from_database_connection() -> None:
+    """Nova lets cell_mappings hold templates filled from [database] connection."""
+    from nova_audit_ops.errors import ConfigError
+
+    template = Cell(
+        4,
+        "33333333-3333-3333-3333-333333333333",
+        "cell3",
+        database_connection="{scheme}://{username}:{password}@{hostname}/nova_cell3",
+    )
+    engines = Engines("sqlite://", None, "mysql+pymysql://nova:T3mpl-secret@db.example/nova")
+    try:
+        assert engines.cell_url(template) == (
+            "mysql+pymysql://nova:T3mpl-secret@db.example/nova_cell3"
+        )
+        assert secrets.scrub("T3mpl-secret") == "***"
+    finally:
+        engines.dispose()
+    bare = Engines("sqlite://")
+    try:
+        with pytest.raises(ConfigError, match=r"\[database\] connection"):
+            bare.cell_url(template)
+    finally:
+        bare.dispose()
