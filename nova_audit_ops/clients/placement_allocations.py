@@ -36,6 +36,30 @@ def rewrite_consumer(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def create_consumer(
+    client: PlacementClient,
+    consumer: str,
+    change: Callable[[dict[str, Any]], dict[str, Any] | None],
+) -> dict[str, Any] | None:
+    """Write allocations for a consumer Placement should not know yet, in one request.
+
+    `consumer_generation: null` only succeeds for a new consumer; if it exists after
+    all (409), fall back to reading it and letting `change` decide.
+    """
+    body = change({})
+    if body is None:
+        return None
+    try:
+        client.put(
+            f"/allocations/{consumer}", {**body, "consumer_generation": None}, ALLOCATIONS_MV
+        )
+        return body
+    except PlacementError as exc:
+        if exc.status != 409:
+            raise
+    return rewrite_consumer(client, consumer, change)
+
+
 def usages(client: PlacementClient, project_id: str, user_id: str) -> dict[str, int]:
     """Placement's total usage of one project and user (one request)."""
     query = "/usages?" + urlencode({"project_id": project_id, "user_id": user_id})

@@ -37,6 +37,9 @@ class RunContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("nova_audit"))
     _cells: list[Cell] | None = field(default=None, init=False, repr=False)
     _placement: PlacementClient | None = field(default=None, init=False, repr=False)
+    # What one step of a run read and a later step of the same process may reuse
+    # (e.g. provider allocations): an optimisation only, never needed for correctness.
+    scratch: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def mode(self) -> str:

@@ -29,7 +29,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
 
 from nova_audit_ops.clients.placement import PROVIDERS_MV, PlacementError
-from nova_audit_ops.clients.placement_allocations import rewrite_consumer, usages
+from nova_audit_ops.clients.placement_allocations import (
+    create_consumer,
+    rewrite_consumer,
+    usages,
+)
 from nova_audit_ops.knobs import Knob
 from nova_audit_ops.nova import flavors
 from nova_audit_ops.nova.cells import Cell
@@ -74,7 +78,7 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     report.cells_checked.append(cell.label)
     engine = ctx.engines.cell(cell)
     before = ctx.placement.requests
-    providers: dict[str, dict[str, Any]] = {}  # provider allocations read this run
+    providers = _provider_cache(ctx)
     pages = keyset_pages(
         engine,
         lambda last: _instances_after(engine, last),
@@ -91,6 +95,12 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     )
     report.details["placement_requests"] = ctx.placement.requests - before
     return report
+
+
+def _provider_cache(ctx: RunContext) -> dict[str, dict[str, Any]]:
+    """Provider allocations read (and kept current) in this process's run."""
+    cache: dict[str, dict[str, Any]] = ctx.scratch.setdefault("provider_allocations", {})
+    return cache
 
 
 def _instances_after(engine: Engine, last: int) -> sa.Select:
@@ -313,7 +323,7 @@ def _heal_one(
                 )
             )
         return
-    if rewrite_consumer(ctx.placement, inst.uuid, create) is not None:
+    if create_consumer(ctx.placement, inst.uuid, create) is not None:
         providers.setdefault(rp, {})[inst.uuid] = {"resources": wanted}
         report.add(
             Finding(
@@ -336,8 +346,11 @@ def run_global(ctx: RunContext, cells: Sequence[Cell]) -> Report:
     before = ctx.placement.requests
     owners = _owners(ctx, cells)
     held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    cache = _provider_cache(ctx)
     for rp in ctx.placement.get("/resource_providers", PROVIDERS_MV)["resource_providers"]:
-        for consumer, part in ctx.placement.provider_allocations(rp["uuid"]).items():
+        if rp["uuid"] not in cache:
+            cache[rp["uuid"]] = ctx.placement.provider_allocations(rp["uuid"])
+        for consumer, part in cache[rp["uuid"]].items():
             if consumer in owners:
                 for rc, amount in part["resources"].items():
                     held[consumer][rc] += int(amount)
