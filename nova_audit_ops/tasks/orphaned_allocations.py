@@ -143,18 +143,30 @@ def _judge_all(
     providers: list[dict[str, Any]],
     expected_of: Any,
 ) -> None:
-    """Read allocations provider by provider; judge and act in batches of providers."""
+    """Read allocations provider by provider; judge and act in batches of providers.
+
+    Providers go in uuid order from the resume marker, so a run stopped by its
+    budget is continued by the next one. Sightings of providers this run did not
+    reach are kept; those of providers it did reach are replaced.
+    """
     requests_before = ctx.placement.requests
     seen_key = marker_key(ctx.spec.name, f"seen.{key}")
     previously: dict[str, str] = dict(ctx.state.get(seen_key) or {})
-    now_seen: dict[str, str] = {}
+    after = str((ctx.load_marker(key) or {}).get("after") or "")
+    ordered = sorted(providers, key=lambda rp: rp["uuid"])
+    todo = [rp for rp in ordered if rp["uuid"] > after] or ordered
+    fresh: dict[str, str] = {}
+    reached: set[str] = set()
     size = int(ctx.options["batch_size"])
-    for start in range(0, len(providers), size):
+    for start in range(0, len(todo), size):
         if ctx.must_stop(start // size):
             report.more_work = True
-            now_seen |= {k: v for k, v in previously.items() if k not in now_seen}
+            if start:  # nothing done yet: the old marker stays as it is
+                report.markers[label] = {"after": todo[start - 1]["uuid"]}
+                ctx.save_marker(key, report.markers[label])
             break
-        batch = providers[start : start + size]
+        batch = todo[start : start + size]
+        reached |= {rp["uuid"] for rp in batch}
         allocations = {rp["uuid"]: ctx.placement.provider_allocations(rp["uuid"]) for rp in batch}
         report.counts.examined += sum(len(a) for a in allocations.values())
         suspects = {
@@ -169,9 +181,12 @@ def _judge_all(
                 continue
             sighting = f"{rp_uuid}/{consumer}"
             first = previously.get(sighting, ctx.reference_time.isoformat())
-            now_seen[sighting] = first
+            fresh[sighting] = first
             _judge(ctx, report, label, rp_uuid, consumer, part, first)
-    ctx.state.put(seen_key, now_seen or None)
+    else:
+        ctx.save_marker(key, None)
+    kept = {k: v for k, v in previously.items() if k.split("/", 1)[0] not in reached}
+    ctx.state.put(seen_key, {**kept, **fresh} or None)
     report.details["placement_requests"] = ctx.placement.requests - requests_before
 
 

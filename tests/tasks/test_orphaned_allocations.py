@@ -152,3 +152,24 @@ def test_only_the_orphaned_providers_part_is_removed(nova_bed_placement: Any) ->
     left = api.get(f"/allocations/{consumer}")
     assert set(left["allocations"]) == {other_rp}
     assert left["project_id"] == current["project_id"]
+
+
+def test_a_run_stopped_early_is_continued_by_the_next(nova_bed_placement: Any) -> None:
+    bed = nova_bed_placement
+    injected = {c["consumer_uuid"] for c in testbed.drift(bed, "orphan_allocations", 6)}
+    state = MemoryStateStore()
+    opts = {"mode": "audit", "batch_size": 1, "max_batches": 1, "state": state, "cells": ["cell1"]}
+    found: set[str] = set()
+    runs = 0
+    while runs < 20:
+        runs += 1
+        report = support.run(bed, "orphaned_allocations", reference_time=T0, **opts)
+        found |= {f.object_id for f in report.findings}
+        if not report.more_work:
+            break
+    assert runs > 1, "one provider per run must take several runs"
+    assert found and found <= injected
+    full = support.run(
+        bed, "orphaned_allocations", mode="audit", cells=["cell1"], reference_time=T0
+    )
+    assert {f.object_id for f in full.findings} == found
