@@ -166,3 +166,24 @@ def test_archive_updates_cell_assets_and_purge_follows(airflow_home: Path, nova_
     assert purge.code == Code.OK and purge.counts.fixed > 0
     for cell in nova_bed.cells:
         assert support.query(cell.url, "SELECT COUNT(*) AS n FROM shadow_instances")[0].n == 0
+
+
+def test_resume_markers_live_in_airflow_variables(airflow_home: Path, nova_bed: Any) -> None:
+    import sqlite3
+
+    drift(nova_bed, "unmapped_instances", 4)
+    dags_test(airflow_home, nova_bed, "map_instances", mode="heal", batch_size=1, max_batches=1)
+    first = summary_report(airflow_home, "nova_audit_map_instances")
+    assert first.more_work and first.code == Code.WARNING
+    with sqlite3.connect(airflow_home / "airflow.db") as db:
+        keys = {r[0] for r in db.execute("SELECT key FROM variable")}
+    assert any(k.startswith("nova_audit.map_instances.") for k in keys)
+    for _ in range(40):
+        dags_test(airflow_home, nova_bed, "map_instances", mode="heal", batch_size=20)
+        if not summary_report(airflow_home, "nova_audit_map_instances").more_work:
+            break
+    dags_test(airflow_home, nova_bed, "map_instances", mode="audit")
+    assert summary_report(airflow_home, "nova_audit_map_instances").counts.drifted == 0
+    with sqlite3.connect(airflow_home / "airflow.db") as db:
+        left = {r[0] for r in db.execute("SELECT key FROM variable")}
+    assert not any(k.startswith("nova_audit.map_instances.") for k in left)
