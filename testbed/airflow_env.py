@@ -108,3 +108,11 @@ def task_states(home: str | Path, dag_id: str) -> dict[str, str | None]:
         key = task_id if map_index < 0 else f"{task_id}[{label or map_index}]"
         states[key] = state
     return states
+
+
+def run_state(home: str | Path, dag_id: str) -> str:
+    """The state of the DAG's latest run."""
+    with sqlite3.connect(Path(home) / "airflow.db") as db:
+        run_id = _latest_run(db, dag_id)
+        row = db.execute("SELECT state FROM dag_run WHERE id = ?", (run_id,)).fetchone()
+    return str(row[0])

@@ -41,7 +41,12 @@ class SummaryOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         mode = str(run_params(self.nova_task, context).get("mode") or "audit")
-        cells = ti.xcom_pull(task_ids=self.cells_task_id) or []
+        cells = ti.xcom_pull(task_ids=self.cells_task_id)
+        if cells is None:  # list_cells failed: bad params, unknown cell, API DB down
+            raise AirflowFailException(
+                f"{self.nova_task}: {self.cells_task_id} did not finish, nothing was checked "
+                "(read its log for the bad param, unknown cell or unreachable API database)"
+            )
         pulled = ti.xcom_pull(task_ids=self.report_task_ids, key=REPORT_KEY) or []
         reports = [Report.from_dict(data) for data in pulled if data]
         merged = merge(self.nova_task, reports[0].mode if reports else mode, reports)

@@ -10,7 +10,13 @@ import pytest
 
 from nova_audit_ops.report import Code, Status
 from testbed import drift
-from testbed.airflow_env import airflow_env, run_airflow, summary_report, task_states
+from testbed.airflow_env import (
+    airflow_env,
+    run_airflow,
+    run_state,
+    summary_report,
+    task_states,
+)
 from tests import support
 
 
@@ -35,6 +41,7 @@ def test_discover_hosts_audit_heal_audit(airflow_home: Path, nova_bed: Any) -> N
     states = task_states(airflow_home, "nova_audit_discover_hosts")
     assert {"run_cell[cell0]", "run_cell[cell1]", "run_cell[cell2]"} <= set(states)
     assert set(states.values()) == {"success"}
+    assert run_state(airflow_home, "nova_audit_discover_hosts") == "success"
 
     dags_test(airflow_home, nova_bed, "discover_hosts", mode="heal")
     heal = summary_report(airflow_home, "nova_audit_discover_hosts")
@@ -54,6 +61,8 @@ def test_unknown_cell_fails_list_cells_and_writes_nothing(
     )
     states = task_states(airflow_home, "nova_audit_discover_hosts")
     assert states["list_cells"] == "failed"
+    assert states["summary"] == "failed"
+    assert run_state(airflow_home, "nova_audit_discover_hosts") == "failed"
     assert "no-such-cell" in output
     assert not any(key.startswith("run_cell[") for key in states)
     assert support.snapshot(nova_bed) == before
