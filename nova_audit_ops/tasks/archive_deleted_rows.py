@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from nova_audit_ops import secrets
 from nova_audit_ops.knobs import Knob
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.shadow import ShadowPlan, reflect_plan
@@ -154,6 +155,7 @@ def _archive_table(
     limit = int(ctx.options["batch_size"])
     parents = max(1, limit // 20)
     last: Any = None
+    changed = 0
     while True:
         if ctx.must_stop(batches):
             return batches, True
@@ -170,15 +172,23 @@ def _archive_table(
         except _TooBig:  # rare: the estimate below keeps a margin
             parents = max(1, len(ids) * 2 // 3)
             continue
-        except _Changed:
-            continue  # re-read the batch: the rows changed under us
-        except IntegrityError:
+        except _Changed as exc:
+            changed += 1  # the rows changed under us: read the batch again
+            if changed < 3:
+                continue
+            report.add(_table_failed(table, cell, f"rows of {exc} kept changing while moved"))
+            return batches, False
+        except IntegrityError as exc:
             if len(ids) > 1:
                 parents = max(1, len(ids) // 2)
                 continue
-            _report_collision(engine, plan, table, key, ids[0], cell, report)
+            if not _report_collision(engine, plan, table, key, ids[0], cell, report):
+                # Like Nova on a foreign-key error: leave this table for a later run.
+                report.add(_table_failed(table, cell, f"integrity error: {exc.orig}"))
+                return batches, False
             last = ids[0]
             continue
+        changed = 0
         tally.longest_transaction = max(tally.longest_transaction, time.monotonic() - started)
         batches += 1
         last = ids[-1]
@@ -280,8 +290,8 @@ def _report_collision(
     parent: Any,
     cell: Cell,
     report: Report,
-) -> None:
-    """Name the shadow table and the ids that already exist there."""
+) -> bool:
+    """Name the shadow table and the ids that already exist there; False if none do."""
     with engine.connect() as conn:
         for tbl, clause in [
             *_tree(conn, plan, table, key.in_([parent])),
@@ -305,7 +315,7 @@ def _report_collision(
                     )
                     for f in report.findings
                 ):
-                    return  # the same stale rows, met again through another table
+                    return True  # the same stale rows, met again through another table
                 report.add(
                     Finding(
                         "table",
@@ -320,17 +330,19 @@ def _report_collision(
                         "shadow copies (or purge them), then rerun archive_deleted_rows",
                     )
                 )
-                return
-    report.add(
-        Finding(
-            "table",
-            table.name,
-            f"{table.name} {key.name}={parent} could not be archived (integrity error)",
-            "left in place",
-            Status.FAILED,
-            cell.label,
-            fix="read the task log, then rerun archive_deleted_rows",
-        )
+                return True
+    return False
+
+
+def _table_failed(table: sa.Table, cell: Cell, why: str) -> Finding:
+    return Finding(
+        "table",
+        table.name,
+        f"{table.name} could not be archived: {secrets.scrub(why)}",
+        "the rest of this table was left for a later run",
+        Status.FAILED,
+        cell.label,
+        fix="read the task log, fix the cause, then rerun archive_deleted_rows",
     )
 
 

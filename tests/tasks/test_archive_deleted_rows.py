@@ -319,3 +319,27 @@ def test_purge_deletes_old_shadow_rows_in_chunks_like_nova(
     result = testbed.nova_manage(nova_bed, "db", "purge", "--before", FUTURE, "--all-cells")
     assert result.returncode == 0, result.stdout + result.stderr
     assert content(nova_bed) == ours
+
+
+def test_foreign_key_from_an_unknown_table_skips_that_table_only(nova_bed: Any) -> None:
+    """A table without a shadow twin still pointing at a deleted instance (local schema
+    additions): like Nova, the instances table is left for later, and nothing breaks."""
+    url = support.cell_url(nova_bed, "cell1")
+    victim = support.query(url, "SELECT uuid FROM instances WHERE deleted != 0 LIMIT 1")[0].uuid
+    support.execute(
+        url,
+        "CREATE TABLE local_notes (id INT PRIMARY KEY AUTO_INCREMENT, instance_uuid VARCHAR(36), "
+        "FOREIGN KEY (instance_uuid) REFERENCES instances (uuid)) ENGINE=InnoDB DEFAULT CHARSET=utf8",
+    )
+    try:
+        support.execute(url, "INSERT INTO local_notes (instance_uuid) VALUES (:u)", u=victim)
+        counts = row_counts(url)
+        report = support.run(
+            nova_bed, "archive_deleted_rows", mode="heal", before=FUTURE, cells=["cell1"]
+        )
+        failed = [f for f in report.findings if f.status is Status.FAILED]
+        assert [f.object_id for f in failed] == ["instances"]
+        assert row_counts(url) == counts and duplicates(url) == {}
+        assert report.details["rows"]["cell1"], "other tables were still archived"
+    finally:
+        support.execute(url, "DROP TABLE local_notes")
