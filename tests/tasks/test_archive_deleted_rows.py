@@ -329,7 +329,8 @@ def test_foreign_key_from_an_unknown_table_skips_that_table_only(nova_bed: Any) 
     support.execute(
         url,
         "CREATE TABLE local_notes (id INT PRIMARY KEY AUTO_INCREMENT, instance_uuid VARCHAR(36), "
-        "FOREIGN KEY (instance_uuid) REFERENCES instances (uuid)) ENGINE=InnoDB DEFAULT CHARSET=utf8",
+        "FOREIGN KEY (instance_uuid) REFERENCES instances (uuid)) "
+        "ENGINE=InnoDB DEFAULT CHARSET=utf8",
     )
     try:
         support.execute(url, "INSERT INTO local_notes (instance_uuid) VALUES (:u)", u=victim)
