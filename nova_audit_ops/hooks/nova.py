@@ -22,11 +22,18 @@ from nova_audit_ops.config import AuditConfig
 CELL_CONN_PREFIX = "nova_cell_"
 
 
+_forwarding = False
+
+
 def _forward_to_airflow_masker() -> None:
-    """Teach Airflow's log masker every password nova-audit learns of."""
+    """Teach Airflow's log masker every password nova-audit learns of (once per process)."""
+    global _forwarding
+    if _forwarding:
+        return
     from airflow.sdk.log import mask_secret
 
     secrets.add_listener(mask_secret)
+    _forwarding = True
 
 
 class NovaHook(BaseHook):
