@@ -46,6 +46,8 @@ class AuditConfig:
         values = {knob.name: knob.default for knob in spec.all_knobs()}
         values.update({k: v for k, v in spec.defaults.items() if k in values})
         for name, value in self.global_values.items():
+            if name == "mode" and spec.read_only:
+                continue  # a global `mode = heal` does not concern a task that only reports
             if name in values:
                 values[name] = value
         values.update(self.task_values.get(spec.name, {}))

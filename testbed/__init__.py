@@ -9,7 +9,7 @@ testbed.down(twin.dir); testbed.down(bed.dir)
 
 from testbed.backends import mariadb_available
 from testbed.bed import clone, down, gc, reset, up
-from testbed.drift import SCENARIOS, drift
+from testbed.drift import SCENARIOS, drift, heartbeat
 from testbed.errors import TestBedError
 from testbed.manage import nova_manage, nova_manage_command
 from testbed.snapshot import snapshot_placement, snapshot_tables
@@ -25,6 +25,7 @@ __all__ = [
     "down",
     "drift",
     "gc",
+    "heartbeat",
     "load",
     "mariadb_available",
     "nova_manage",

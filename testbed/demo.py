@@ -2,7 +2,8 @@
 
 Brings up a test bed on SQLite under .demo/, injects drift, then runs each
 implemented task's DAG with `airflow dags test` in audit mode, heal mode and
-audit mode again, printing the summary task's report as a table each time.
+audit mode again, printing the summary task's report as a table each time;
+read-only checks (preflight) run once before the repairs and once after.
 Idempotent: every run starts from a fresh bed and a fresh Airflow home.
 """
 
@@ -18,7 +19,7 @@ from nova_audit_ops.report import Report
 from nova_audit_ops.tasks.registry import TASKS
 from testbed.airflow_env import REPO, airflow_env, migrate, run_airflow, summary_report
 from testbed.bed import down, up
-from testbed.drift import drift
+from testbed.drift import drift, heartbeat
 
 DEMO_DIR = REPO / ".demo"
 DRIFT = {
@@ -59,10 +60,21 @@ def main() -> int:
             for scenario, count in DRIFT.get(task, []):
                 changes = drift(bed, scenario, count)
                 print(f"== drift injected for {task}: {scenario} x{len(changes)}")
-        for task in TASKS:
+        checks = [name for name, spec in TASKS.items() if spec.read_only]
+        repairs = [name for name, spec in TASKS.items() if not spec.read_only]
+        heartbeat(bed)  # the seeded computes report in, as running ones would
+        for task in checks:
+            report = run_dag(env, home, task, "audit")
+            print(f"\n== nova_audit_{task}, before the repairs\n{render.table(report)}\n")
+        for task in repairs:
             for mode in ("audit", "heal", "audit"):
                 report = run_dag(env, home, task, mode)
                 print(f"\n== nova_audit_{task}, mode={mode}\n{render.table(report)}\n", flush=True)
+            worst = max(worst, int(report.code))
+        heartbeat(bed)
+        for task in checks:
+            report = run_dag(env, home, task, "audit")
+            print(f"\n== nova_audit_{task}, after the repairs\n{render.table(report)}\n")
             worst = max(worst, int(report.code))
     finally:
         down(bed_dir)

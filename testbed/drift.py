@@ -75,6 +75,63 @@ def _anchor(bed: TestBed) -> dt.datetime:
     return dt.datetime(2026, 1, 1)
 
 
+# --------------------------------------------------------------------------- services
+
+
+def _compute_services(conn: sa.Connection) -> list[sa.Row]:
+    return conn.execute(
+        sa.text(
+            "SELECT id, host, last_seen_up FROM services WHERE deleted = 0 "
+            "AND `binary` = 'nova-compute' AND forced_down = 0 ORDER BY id"
+        )
+    ).all()
+
+
+def silent_hosts(bed: TestBed, count: int) -> list[Change]:
+    """nova-compute services that stopped reporting an hour before the bed was seeded."""
+    silent_since = _anchor(bed) - dt.timedelta(hours=1)
+    groups = []
+    for cell in bed.compute_cells:
+        with connect(cell.url) as conn:
+            rows = _compute_services(conn)
+        groups.append([(cell, r) for r in rows if r.last_seen_up and r.last_seen_up > silent_since])
+    picked = _round_robin(groups, count)
+    for cell, row in picked:
+        with connect(cell.url) as conn:
+            conn.execute(
+                sa.text("UPDATE services SET last_seen_up = :t WHERE id = :i"),
+                {"t": silent_since, "i": row.id},
+            )
+    return [
+        {"scenario": "silent_hosts", "cell": cell.name, "host": row.host} for cell, row in picked
+    ]
+
+
+def heartbeat(bed: TestBed, at: dt.datetime | None = None) -> int:
+    """Every compute service not silenced by `silent_hosts` reports in now (or `at`).
+
+    The seed's heartbeats are as old as the bed; a demo or test that looks at
+    service liveness against the wall clock calls this first.
+    """
+    moment = (at or dt.datetime.now(dt.timezone.utc)).replace(tzinfo=None, microsecond=0)
+    silenced_before = _anchor(bed)
+    touched = 0
+    for cell in bed.compute_cells:
+        with connect(cell.url) as conn:
+            ids = [
+                r.id
+                for r in _compute_services(conn)
+                if r.last_seen_up is None or r.last_seen_up >= silenced_before
+            ]
+            for service_id in ids:
+                conn.execute(
+                    sa.text("UPDATE services SET last_seen_up = :t WHERE id = :i"),
+                    {"t": moment, "i": service_id},
+                )
+            touched += len(ids)
+    return touched
+
+
 # --------------------------------------------------------------------------- hosts
 
 
@@ -574,6 +631,7 @@ SCENARIOS: dict[str, Callable[[TestBed, int], list[Change]]] = {
     "wrong_user_allocations": wrong_user_allocations,
     "missing_aggregates": missing_aggregates,
     "orphan_allocations": orphan_allocations,
+    "silent_hosts": silent_hosts,
 }
 
 

@@ -1,25 +1,117 @@
-"""A Cinder client on the same keystoneauth1 machinery as Placement."""
+"""A Cinder client on the same keystoneauth1 machinery as Placement.
+
+Endpoint options follow nova.conf's [cinder] section: `catalog_info`
+(service_type:service_name:interface), `os_region_name` and
+`endpoint_template`, with the keystoneauth1 names (`service_type`,
+`region_name`, `valid_interfaces`, `endpoint_override`) accepted as well.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from keystoneauth1 import session as ksa_session
 
 from nova_audit_ops.clients.keystone import make_session
 
 CINDER_API_VERSION = "3.44"  # attachments API (3.27+), attachment complete (3.44)
+INTERFACE_NAMES = {"publicURL": "public", "internalURL": "internal", "adminURL": "admin"}
+
+
+@dataclass(frozen=True)
+class CinderEndpoint:
+    """Where Cinder's volumev3 API is, found the way Nova finds it."""
+
+    service_type: str
+    service_name: str | None
+    interface: str
+    region_name: str | None
+    override: str | None
+
+
+def endpoint_options(options: Mapping[str, str]) -> CinderEndpoint:
+    """Read nova.conf-style or keystoneauth1-style endpoint options."""
+    service_type, service_name, interface = "volumev3", None, "public"
+    if options.get("catalog_info"):
+        parts = [*options["catalog_info"].split(":"), "", "", ""][:3]
+        service_type = parts[0] or service_type
+        service_name = parts[1] or None
+        interface = INTERFACE_NAMES.get(parts[2], parts[2] or interface)
+    if options.get("valid_interfaces"):
+        interface = options["valid_interfaces"].split(",")[0].strip()
+    return CinderEndpoint(
+        service_type=options.get("service_type") or service_type,
+        service_name=options.get("service_name") or service_name,
+        interface=interface,
+        region_name=options.get("region_name") or options.get("os_region_name") or None,
+        override=options.get("endpoint_override") or options.get("endpoint_template") or None,
+    )
+
+
+def endpoint_url(session: ksa_session.Session, where: CinderEndpoint) -> str:
+    """The volume API's URL: the override, else the service catalog's entry."""
+    if where.override:
+        return where.override
+    url = session.get_endpoint(
+        service_type=where.service_type,
+        service_name=where.service_name,
+        interface=where.interface,
+        region_name=where.region_name,
+    )
+    if not url:
+        raise LookupError(
+            f"no {where.service_type} endpoint ({where.interface}) in the service catalog"
+        )
+    return str(url)
 
 
 def make_cinder(options: Mapping[str, str]) -> Any:
     """A python-cinderclient v3 client built on a keystoneauth1 session."""
     from cinderclient import client
 
-    interfaces = options.get("valid_interfaces", "internal,public").split(",")
+    where = endpoint_options(options)
     return client.Client(
         CINDER_API_VERSION,
         session=make_session("cinder", options),
-        service_type=options.get("service_type", "volumev3"),
-        region_name=options.get("region_name") or None,
-        endpoint_type=interfaces[0].strip(),
-        os_endpoint=options.get("endpoint_override") or None,
+        service_type=where.service_type,
+        service_name=where.service_name,
+        region_name=where.region_name,
+        endpoint_type=where.interface,
+        os_endpoint=where.override,
     )
+
+
+def _version_root(url: str) -> str:
+    """The unversioned root of a volume endpoint (…/v3/<project> → …/)."""
+    parts = urlsplit(url)
+    path = parts.path
+    for marker in ("/v3", "/v2"):
+        index = path.rfind(marker)
+        if index >= 0 and (len(path) == index + 3 or path[index + 3] == "/"):
+            path = path[: index + 1]
+            break
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def server_versions(options: Mapping[str, str]) -> tuple[str, str]:
+    """Cinder's v3 (min, max) microversions from its version document.
+
+    Read through the keystoneauth1 session (its timeout and TLS settings),
+    not cinderclient's bare `requests` call, which has no timeout.
+    """
+    sess = make_session("cinder", options)
+    url = _version_root(endpoint_url(sess, endpoint_options(options)))
+    response = sess.get(url, authenticated=False, raise_exc=False)
+    try:
+        versions = response.json()["versions"]
+    except (ValueError, KeyError, TypeError):
+        raise LookupError(
+            f"{url} answered {response.status_code} without a version document"
+        ) from None
+    for version in versions:
+        if str(version.get("version", "")).startswith("3."):
+            return str(version.get("min_version") or "3.0"), str(version["version"])
+    raise LookupError(f"{url} offers no volume API v3")

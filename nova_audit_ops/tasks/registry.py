@@ -11,6 +11,7 @@ from nova_audit_ops.tasks import (
     heal_instance_mappings,
     map_instances,
     orphaned_allocations,
+    preflight,
     purge,
     sync_aggregates,
 )
@@ -27,6 +28,7 @@ MODULES: dict[str, ModuleType] = {
         orphaned_allocations,
         archive_deleted_rows,
         purge,
+        preflight,
     )
 }
 TASKS: dict[str, TaskSpec] = {name: module.SPEC for name, module in MODULES.items()}

@@ -64,6 +64,13 @@ MODE = Knob(
     "audit reports what would change and writes nothing; heal repairs.",
     choices=MODES,
 )
+AUDIT_ONLY = Knob(
+    "mode",
+    "choice",
+    "audit",
+    "This task only reports: audit is its only mode.",
+    choices=("audit",),
+)
 CELLS = Knob(
     "cells",
     "list",
@@ -184,9 +191,13 @@ class TaskSpec:
     asset_alias: str | None = None  # heal runs of each cell update an Asset through this alias
     triggered_by: str | None = None  # the DAG is scheduled on this Asset alias, not a clock
     aliases: tuple[str, ...] = ()  # other CLI names, e.g. `purge`
+    read_only: bool = False  # audit is its only mode (checks that repair nothing)
 
     def all_knobs(self) -> tuple[Knob, ...]:
-        return COMMON_KNOBS + SCHEDULE_KNOBS + self.knobs
+        common = COMMON_KNOBS
+        if self.read_only:
+            common = tuple(AUDIT_ONLY if k is MODE else k for k in COMMON_KNOBS)
+        return common + SCHEDULE_KNOBS + self.knobs
 
     def param_knobs(self) -> tuple[Knob, ...]:
         return tuple(k for k in self.all_knobs() if k.param)

@@ -1,0 +1,87 @@
+"""nova-compute service rows of a cell, and whether Nova would call them up.
+
+Nova's database servicegroup driver calls a service up while its last
+heartbeat (`last_seen_up`, else `created_at`) is at most `service_down_time`
+seconds old; `forced_down` makes it down whatever the heartbeat says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from nova_audit_ops.nova.schema import table
+
+COMPUTE_BINARY = "nova-compute"
+
+
+@dataclass(frozen=True)
+class ComputeService:
+    """One undeleted nova-compute service row."""
+
+    id: int
+    uuid: str | None
+    host: str
+    version: int
+    disabled: bool
+    disabled_reason: str | None
+    forced_down: bool
+    last_heartbeat: dt.datetime | None
+
+    def seconds_silent(self, now: dt.datetime) -> float | None:
+        """Seconds since the last heartbeat, as Nova measures it (naive UTC)."""
+        if self.last_heartbeat is None:
+            return None
+        return abs((_naive_utc(now) - self.last_heartbeat).total_seconds())
+
+    def is_up(self, now: dt.datetime, service_down_time: int) -> bool:
+        """Nova's verdict: not forced down and heard from within service_down_time."""
+        silent = self.seconds_silent(now)
+        return not self.forced_down and silent is not None and silent <= service_down_time
+
+
+def _naive_utc(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def compute_services(engine: Engine, hosts: list[str] | None = None) -> list[ComputeService]:
+    """Undeleted nova-compute services of the cell (optionally only these hosts)."""
+    services = table(engine, "services")
+    columns = services.c
+    heartbeat = columns.last_seen_up if "last_seen_up" in columns else columns.updated_at
+    query = (
+        sa.select(
+            columns.id,
+            columns.uuid,
+            columns.host,
+            columns.version,
+            columns.disabled,
+            columns.disabled_reason,
+            columns.forced_down,
+            sa.func.coalesce(heartbeat, columns.created_at).label("heartbeat"),
+        )
+        .where(columns.deleted == 0, columns.binary == COMPUTE_BINARY)
+        .order_by(columns.id)
+    )
+    if hosts is not None:
+        query = query.where(columns.host.in_(hosts))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        ComputeService(
+            id=row.id,
+            uuid=row.uuid,
+            host=row.host or "",
+            version=int(row.version or 0),
+            disabled=bool(row.disabled),
+            disabled_reason=row.disabled_reason,
+            forced_down=bool(row.forced_down),
+            last_heartbeat=row.heartbeat,
+        )
+        for row in rows
+    ]

@@ -1,0 +1,309 @@
+"""preflight: nova-status-style checks that every other task is safe to run.
+
+Read-only by construction (its only mode is audit). Like `nova-status upgrade
+check` it checks the cells v2 set-up, the Placement and Cinder API versions and
+compute services older than Nova supports; beyond it, it checks what the other
+nova-audit tasks would need to repair, cheaply (counts, no walk over rows):
+compute services that stopped reporting, unmapped compute nodes, compute
+nodes without a resource provider, instance/mapping count mismatches and cells
+on different schema revisions. Each problem is a finding that names the
+command to run; a warning is code 1, a failure code 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from nova_audit_ops.clients.placement import PlacementError
+from nova_audit_ops.errors import NovaAuditError
+from nova_audit_ops.knobs import Knob
+from nova_audit_ops.nova.cells import Cell
+from nova_audit_ops.nova.schema import table
+from nova_audit_ops.nova.services import compute_services
+from nova_audit_ops.report import Finding, Report, Status
+from nova_audit_ops.tasks.context import RunContext
+from nova_audit_ops.tasks.preflight_apis import cinder_check, placement_check
+from nova_audit_ops.tasks.spec import TaskSpec
+
+SPEC = TaskSpec(
+    name="preflight",
+    family="status",
+    summary="nova-status-style checks: cells, APIs, services, what the other tasks would fix.",
+    knobs=(
+        Knob(
+            "min_compute_service_version",
+            "int",
+            72,
+            "Oldest nova-compute service version Nova supports (72 = Gazpacho, the oldest "
+            "Nova 2026.2 accepts); older computes are a failure.",
+            minimum=0,
+            maximum=1000,
+        ),
+        Knob(
+            "service_down_time",
+            "int",
+            60,
+            "Seconds without a heartbeat after which a compute service is down "
+            "(Nova's [DEFAULT] service_down_time).",
+            minimum=1,
+            maximum=7 * 24 * 3600,
+        ),
+    ),
+    defaults={"schedule": "@hourly"},
+    global_step=True,
+    read_only=True,
+)
+GLOBAL_LABEL = "deployment"
+
+
+def _check(report: Report, name: str, problems: Sequence[Finding], skipped: str = "") -> None:
+    """Record one check's verdict in details and its problems as findings."""
+    report.counts.examined += 1
+    if skipped:
+        verdict = f"skipped: {skipped}"
+    elif any(f.status is Status.FAILED for f in problems):
+        verdict = "failure"
+    elif problems:
+        verdict = "warning"
+    else:
+        verdict = "success"
+    report.details.setdefault("checks", {})[name] = verdict
+    for finding in problems:
+        report.add(finding)
+
+
+def _problem(
+    name: str, problem: str, fix: str, *, failure: bool = False, cell: str | None = None
+) -> Finding:
+    return Finding(
+        kind="check",
+        object_id=name,
+        cell=cell,
+        problem=problem,
+        action="nothing: preflight only reports",
+        status=Status.FAILED if failure else Status.LEFT,
+        fix=fix,
+    )
+
+
+# --------------------------------------------------------------------------- global
+
+
+def run_global(ctx: RunContext, cells: Sequence[Cell]) -> Report:
+    """Checks of the deployment as a whole: cells v2, schema revisions, APIs."""
+    report = ctx.new_report()
+    report.cells_checked.append(GLOBAL_LABEL)
+    _check(report, "Cells v2", _cells_v2(ctx, cells))
+    _check(report, "Cell schema revisions", _schema_revisions(ctx, cells))
+    _check(report, "Placement API", placement_check(ctx))
+    problems, skipped = cinder_check(ctx)
+    _check(report, "Cinder API", problems, skipped)
+    return report
+
+
+def _cells_v2(ctx: RunContext, cells: Sequence[Cell]) -> list[Finding]:
+    """cell0 and one more cell; host mappings once compute nodes exist (as nova-status)."""
+    name = "Cells v2"
+    setup = "run `nova-manage cell_v2 simple_cell_setup`, then rerun preflight"
+    if len(cells) < 2:
+        return [
+            _problem(
+                name, "fewer than two cell mappings (cell0 and a first cell)", setup, failure=True
+            )
+        ]
+    if not any(c.is_cell0 for c in cells):
+        return [_problem(name, "no cell0 mapping", setup, failure=True)]
+    hm = table(ctx.engines.api, "host_mappings")
+    with ctx.engines.api.connect() as conn:
+        if conn.execute(sa.select(sa.func.count()).select_from(hm)).scalar_one():
+            return []
+    nodes = sum(_count_compute_nodes(ctx, c) for c in cells if not c.is_cell0)
+    if nodes:
+        return [
+            _problem(
+                name,
+                f"no host mappings, but {nodes} compute node(s) exist",
+                "run `nova-audit run discover_hosts --mode heal`",
+                failure=True,
+            )
+        ]
+    return []
+
+
+def _count_compute_nodes(ctx: RunContext, cell: Cell) -> int:
+    try:
+        engine = ctx.engines.cell(cell)
+        cn = table(engine, "compute_nodes")
+        with engine.connect() as conn:
+            query = sa.select(sa.func.count()).select_from(cn).where(cn.c.deleted == 0)
+            return int(conn.execute(query).scalar_one())
+    except (SQLAlchemyError, NovaAuditError):
+        return 0  # the cell's own checks report an unreachable database
+
+
+def _schema_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _schema_revisions(ctx: RunContext, cells: Sequence[Cell]) -> list[Finding]:
+    """Every reachable cell database on the same Nova schema revision."""
+    revisions: dict[str, list[str]] = {}
+    for cell in cells:
+        try:
+            revision = _schema_revision(ctx.engines.cell(cell)) or "none"
+        except (SQLAlchemyError, NovaAuditError):
+            continue
+        revisions.setdefault(revision, []).append(cell.label)
+    if len(revisions) <= 1:
+        return []
+    spread = "; ".join(f"{rev}: {', '.join(labels)}" for rev, labels in sorted(revisions.items()))
+    return [
+        _problem(
+            "Cell schema revisions",
+            f"cell databases are on different schema revisions ({spread})",
+            "run `nova-manage db sync` (it migrates every cell) with this release's Nova",
+        )
+    ]
+
+
+# --------------------------------------------------------------------------- per cell
+
+
+def run_cell(ctx: RunContext, cell: Cell) -> Report:
+    """Checks of one cell database (and its compute nodes' providers)."""
+    report = ctx.new_report()
+    report.cells_checked.append(cell.label)
+    engine = ctx.engines.cell(cell)
+    prefix = f"{cell.label}: "
+    if not cell.is_cell0:
+        _check(report, prefix + "Compute service versions", _old_computes(ctx, cell, engine))
+        _check(report, prefix + "Compute services up", _down_computes(ctx, cell, engine))
+        _check(report, prefix + "Unmapped compute nodes", _unmapped_nodes(cell, engine))
+        problems, skipped = _nodes_without_providers(ctx, cell, engine)
+        _check(report, prefix + "Compute node providers", problems, skipped)
+    _check(report, prefix + "Instance mappings", _mapping_counts(ctx, cell, engine))
+    return report
+
+
+def _old_computes(ctx: RunContext, cell: Cell, engine: Engine) -> list[Finding]:
+    """nova-compute services (not forced down) older than Nova supports, as nova-status."""
+    minimum = int(ctx.options["min_compute_service_version"])
+    old = [s for s in compute_services(engine) if not s.forced_down and s.version < minimum]
+    return [
+        _problem(
+            "Compute service versions",
+            f"nova-compute on {s.host} has service version {s.version}, older than "
+            f"{minimum}, the oldest this Nova supports",
+            f"upgrade nova-compute on {s.host}; if the host is gone, delete its service with "
+            "`openstack compute service delete`",
+            failure=True,
+            cell=cell.label,
+        )
+        for s in old
+    ]
+
+
+def _down_computes(ctx: RunContext, cell: Cell, engine: Engine) -> list[Finding]:
+    """Enabled compute services silent for longer than service_down_time."""
+    down_time = int(ctx.options["service_down_time"])
+    now = ctx.reference_time
+    problems = []
+    for service in compute_services(engine):
+        if service.forced_down or service.disabled or service.is_up(now, down_time):
+            continue
+        silent = service.seconds_silent(now)
+        since = f"for {silent:.0f} s" if silent is not None else "ever"
+        problems.append(
+            _problem(
+                "Compute services up",
+                f"nova-compute on {service.host} is enabled but has not reported {since} "
+                f"(service_down_time {down_time} s)",
+                f"restart nova-compute on {service.host}; if the host has failed, run "
+                f"`nova-audit run host_fault --host {service.host} --mode heal`",
+                cell=cell.label,
+            )
+        )
+    return problems
+
+
+def _unmapped_nodes(cell: Cell, engine: Engine) -> list[Finding]:
+    cn = table(engine, "compute_nodes")
+    with engine.connect() as conn:
+        count = conn.execute(
+            sa.select(sa.func.count()).select_from(cn).where(cn.c.deleted == 0, cn.c.mapped < 1)
+        ).scalar_one()
+    if not count:
+        return []
+    return [
+        _problem(
+            "Unmapped compute nodes",
+            f"{count} compute node(s) have no host mapping; the scheduler cannot use them",
+            "run `nova-audit run discover_hosts --mode heal`",
+            cell=cell.label,
+        )
+    ]
+
+
+def _provider_uuids(ctx: RunContext) -> set[str]:
+    """Every resource provider's uuid, read once per process."""
+    if "provider_uuids" not in ctx.scratch:
+        ctx.scratch["provider_uuids"] = {rp["uuid"] for rp in ctx.placement.resource_providers()}
+    providers: set[str] = ctx.scratch["provider_uuids"]
+    return providers
+
+
+def _nodes_without_providers(
+    ctx: RunContext, cell: Cell, engine: Engine
+) -> tuple[list[Finding], str]:
+    """Compute nodes Placement has no provider for: nothing can be scheduled there."""
+    if not ctx.config.placement:
+        return [], "no [placement] section in the config"
+    try:
+        providers = _provider_uuids(ctx)
+    except (NovaAuditError, PlacementError) as exc:
+        return [], f"Placement not readable ({exc})"
+    cn = table(engine, "compute_nodes")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(cn.c.uuid, cn.c.host).where(cn.c.deleted == 0).order_by(cn.c.id)
+        ).all()
+    return [
+        _problem(
+            "Compute node providers",
+            f"compute node {row.uuid} of {row.host} has no resource provider in Placement",
+            f"check that nova-compute on {row.host} reaches Placement ([placement] in its "
+            "nova.conf) and restart it",
+            cell=cell.label,
+        )
+        for row in rows
+        if row.uuid not in providers
+    ], ""
+
+
+def _mapping_counts(ctx: RunContext, cell: Cell, engine: Engine) -> list[Finding]:
+    """Instances in the cell against instance mappings naming it (counts only)."""
+    instances = table(engine, "instances")
+    im = table(ctx.engines.api, "instance_mappings")
+    with engine.connect() as conn:
+        in_cell = conn.execute(sa.select(sa.func.count()).select_from(instances)).scalar_one()
+    with ctx.engines.api.connect() as conn:
+        mapped = conn.execute(
+            sa.select(sa.func.count()).select_from(im).where(im.c.cell_id == cell.id)
+        ).scalar_one()
+    details: dict[str, Any] = {"instances": in_cell, "mappings": mapped}
+    ctx.log.debug("cell %s: %s", cell.label, details)
+    if in_cell == mapped:
+        return []
+    if in_cell > mapped:
+        what = f"{in_cell} instances but only {mapped} instance mappings name this cell"
+        fix = "run `nova-audit run map_instances` (audit lists them, heal maps them)"
+    else:
+        what = f"{mapped} instance mappings name this cell but it holds {in_cell} instances"
+        fix = "run `nova-audit run heal_instance_mappings` (audit lists them)"
+    return [_problem("Instance mappings", what, fix, cell=cell.label)]
