@@ -25,7 +25,15 @@ CONFIG_ENV = "NOVA_AUDIT_CONFIG"
 TASK_SECTION_PREFIX = "audit."
 CELLS_SECTION = "audit.cells"
 GLOBAL_SECTION = "audit"
-KNOWN_SECTIONS = {"api_database", "placement", "cinder", "database", GLOBAL_SECTION, CELLS_SECTION}
+KNOWN_SECTIONS = {
+    "api_database",
+    "placement",
+    "cinder",
+    "nova",
+    "database",
+    GLOBAL_SECTION,
+    CELLS_SECTION,
+}
 
 
 @dataclass
@@ -37,6 +45,7 @@ class AuditConfig:
     database_connection: str | None = None  # fills templated cell_mappings URLs, as in Nova
     placement: dict[str, str] = field(default_factory=dict)
     cinder: dict[str, str] = field(default_factory=dict)
+    nova: dict[str, str] = field(default_factory=dict)  # Nova's compute API, for host_fault
     cell_connections: dict[str, str] = field(default_factory=dict)
     global_values: dict[str, Any] = field(default_factory=dict)
     task_values: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -103,6 +112,7 @@ def from_parser(parser: configparser.ConfigParser, path: str | None) -> AuditCon
         cfg.database_connection = parser.get("database", "connection", fallback=None) or None
     cfg.placement = _section(parser, "placement")
     cfg.cinder = _section(parser, "cinder")
+    cfg.nova = _section(parser, "nova")
     cfg.cell_connections = _section(parser, CELLS_SECTION)
     global_knobs = {k.name: k for k in COMMON_KNOBS + SCHEDULE_KNOBS + GLOBAL_KNOBS}
     cfg.global_values = _knob_values(parser, GLOBAL_SECTION, global_knobs, path)

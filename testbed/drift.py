@@ -79,12 +79,14 @@ def _anchor(bed: TestBed) -> dt.datetime:
 
 
 def _compute_services(conn: sa.Connection) -> list[sa.Row]:
-    return conn.execute(
-        sa.text(
-            "SELECT id, host, last_seen_up FROM services WHERE deleted = 0 "
-            "AND `binary` = 'nova-compute' AND forced_down = 0 ORDER BY id"
+    return list(
+        conn.execute(
+            sa.text(
+                "SELECT id, host, last_seen_up FROM services WHERE deleted = 0 "
+                "AND `binary` = 'nova-compute' AND forced_down = 0 ORDER BY id"
+            )
         )
-    ).all()
+    )
 
 
 def silent_hosts(bed: TestBed, count: int) -> list[Change]:

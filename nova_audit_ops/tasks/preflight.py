@@ -225,7 +225,7 @@ def _down_computes(ctx: RunContext, cell: Cell, engine: Engine) -> list[Finding]
                 f"nova-compute on {service.host} is enabled but has not reported {since} "
                 f"(service_down_time {down_time} s)",
                 f"restart nova-compute on {service.host}; if the host has failed, run "
-                f"`nova-audit run host_fault --host {service.host} --mode heal`",
+                f"`nova-audit run host_fault --hosts {service.host} --mode heal`",
                 cell=cell.label,
             )
         )

@@ -9,6 +9,7 @@ from nova_audit_ops.tasks import (
     discover_hosts,
     heal_allocations,
     heal_instance_mappings,
+    host_fault,
     map_instances,
     orphaned_allocations,
     preflight,
@@ -28,6 +29,7 @@ MODULES: dict[str, ModuleType] = {
         orphaned_allocations,
         archive_deleted_rows,
         purge,
+        host_fault,
         preflight,
     )
 }

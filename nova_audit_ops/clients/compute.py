@@ -1,0 +1,84 @@
+"""Nova's compute API, for the state changes Nova wants made through its API.
+
+Forcing a service down and resetting an instance's state are API operations
+in Nova: the API records an instance action, checks policy and targets the
+right cell. host_fault uses them instead of writing the rows itself. The
+section is `[nova]`, as other services' config files name it, with the same
+keystoneauth1 options as `[placement]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from keystoneauth1 import adapter, exceptions
+
+from nova_audit_ops.clients.keystone import make_adapter
+from nova_audit_ops.errors import ConfigError, ServiceUnreachableError
+
+# 2.53: services addressed by uuid, forced_down and status in one PUT.
+SERVICES_MV = "2.53"
+
+
+class ComputeAPIError(Exception):
+    """Nova's API answered one request with an error."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"Nova API returned {status}: {message}")
+        self.status = status
+
+
+class ComputeClient:
+    """The few compute API calls nova-audit makes, with explicit microversions."""
+
+    def __init__(self, api: adapter.Adapter) -> None:
+        self._api = api
+        self.requests = 0
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> ComputeClient:
+        if not options:
+            raise ConfigError(
+                "this task changes Nova through its API: add a [nova] section with "
+                "keystoneauth1 options (auth_type, auth_url, ... or endpoint and token) to the "
+                "config file (see docs/configuration.md)"
+            )
+        return cls(make_adapter("nova", options, "compute", SERVICES_MV))
+
+    def _request(self, method: str, path: str, body: Any) -> Any:
+        self.requests += 1
+        try:
+            response = self._api.request(path, method, json=body, raise_exc=False)
+        except (exceptions.ConnectFailure, exceptions.EndpointNotFound) as exc:
+            raise ServiceUnreachableError(
+                f"Nova's API cannot be reached ({type(exc).__name__}): check the [nova] "
+                "section (endpoint, auth_url, region_name, valid_interfaces)."
+            ) from None
+        data = response.json() if response.content else None
+        if response.status_code >= 400:
+            raise ComputeAPIError(response.status_code, _error_text(data, response.reason))
+        return data
+
+    def force_down(self, service_uuid: str, disabled_reason: str | None) -> dict[str, Any]:
+        """Mark a nova-compute service forced down (and disabled, when a reason is given)."""
+        body: dict[str, Any] = {"forced_down": True}
+        if disabled_reason is not None:
+            body.update(status="disabled", disabled_reason=disabled_reason)
+        data = self._request("PUT", f"/os-services/{service_uuid}", body)
+        return dict(data["service"])
+
+    def reset_state(self, instance_uuid: str, state: str) -> None:
+        """`os-resetState`: vm_state to `state`, task_state cleared, action recorded."""
+        self._request(
+            "POST", f"/servers/{instance_uuid}/action", {"os-resetState": {"state": state}}
+        )
+
+
+def _error_text(data: Any, default: str) -> str:
+    """Nova wraps errors as {"badRequest": {"message": ...}} and similar."""
+    if isinstance(data, dict):
+        for value in data.values():
+            if isinstance(value, dict) and value.get("message"):
+                return str(value["message"])
+    return str(default)

@@ -1,0 +1,241 @@
+"""host_fault: force a failed compute host down and mark its instances, through Nova's API.
+
+Every run reports the compute services of the cell that stopped reporting
+(no heartbeat for `down_after` seconds) and are not forced down yet, with
+what they hold. Heal mode acts only on hosts the operator names in `hosts`,
+because only the operator can know the host is fenced (powered off): a
+nova-compute that merely lost its database connection still runs its guests,
+and evacuating them would start a second copy on shared storage. For a named
+host that is silent, heal mode
+
+1. forces its nova-compute service down and disables it with a reason
+   (`PUT /os-services/{uuid}`, microversion 2.53), so the scheduler stops
+   choosing it and evacuation can start at once;
+2. resets the instances that were running there (or stuck in a task) to
+   `error` with `os-resetState`, so users and tools see they are down and
+   `nova evacuate` accepts them. Stopped, shelved and error instances with no
+   task are left as they are.
+
+Both steps are idempotent: a rerun after an interruption skips what is done.
+Instances are read from the cell database (one query per host); the changes
+go through Nova's API, which records the instance actions.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from nova_audit_ops.clients.compute import ComputeAPIError, ComputeClient
+from nova_audit_ops.errors import ConfigError, NovaAuditError
+from nova_audit_ops.knobs import Knob
+from nova_audit_ops.nova.cells import Cell
+from nova_audit_ops.nova.schema import table
+from nova_audit_ops.nova.services import ComputeService, compute_services
+from nova_audit_ops.report import Finding, Report, Status
+from nova_audit_ops.tasks.context import RunContext
+from nova_audit_ops.tasks.spec import TaskSpec
+
+SPEC = TaskSpec(
+    name="host_fault",
+    family="compute",
+    summary="Force failed compute hosts down and reset their instances to error.",
+    knobs=(
+        Knob(
+            "hosts",
+            "list",
+            [],
+            "Failed, fenced compute hosts to act on in heal mode; audit reports every silent host.",
+        ),
+        Knob(
+            "down_after",
+            "int",
+            300,
+            "Seconds without a heartbeat before a compute service counts as failed.",
+            minimum=1,
+            maximum=30 * 24 * 3600,
+        ),
+        Knob(
+            "reset_instances",
+            "bool",
+            True,
+            "In heal mode, reset the host's running or busy instances to error.",
+        ),
+    ),
+    defaults={"schedule": "*/5 * * * *"},
+    skips_cell0=True,
+)
+# vm_states of instances that were running on the host when it failed.
+RUNNING_STATES = ("active", "paused", "suspended", "rescued", "resized", "building")
+DISABLED_REASON = "nova-audit host_fault: no heartbeat since {since}"
+
+
+def run_cell(ctx: RunContext, cell: Cell) -> Report:
+    """Report this cell's silent compute hosts; in heal mode, handle the named ones."""
+    report = ctx.new_report()
+    report.cells_checked.append(cell.label)
+    named = set(ctx.options["hosts"])
+    _check_named_hosts_exist(ctx, named)
+    engine = ctx.engines.cell(cell)
+    down_after = int(ctx.options["down_after"])
+    for service in compute_services(engine):
+        report.counts.examined += 1
+        silent = not service.is_up(ctx.reference_time, down_after) or service.forced_down
+        if service.host in named:
+            _handle_named(ctx, report, cell, engine, service, silent)
+        elif silent and not service.forced_down:
+            report.add(_unnamed_finding(ctx, cell, engine, service))
+    return report
+
+
+def _check_named_hosts_exist(ctx: RunContext, named: set[str]) -> None:
+    """A host name that maps to no cell is a typo: refuse before anything is written."""
+    if not named:
+        return
+    hm = table(ctx.engines.api, "host_mappings")
+    with ctx.engines.api.connect() as conn:
+        known = set(
+            conn.execute(sa.select(hm.c.host).where(hm.c.host.in_(sorted(named)))).scalars()
+        )
+    unknown = sorted(named - known)
+    if unknown:
+        raise ConfigError(
+            f"host_fault: unknown host(s) {', '.join(unknown)}: no host mapping names them "
+            "(check the name with `openstack compute service list --service nova-compute`)"
+        )
+
+
+def _instances(engine: Engine, host: str) -> list[sa.Row]:
+    """The host's undeleted instances: uuid, vm_state, task_state."""
+    instances = table(engine, "instances")
+    query = (
+        sa.select(instances.c.uuid, instances.c.vm_state, instances.c.task_state)
+        .where(instances.c.host == host, instances.c.deleted == 0)
+        .order_by(instances.c.id)
+    )
+    with engine.connect() as conn:
+        return list(conn.execute(query))
+
+
+def _needs_reset(row: sa.Row) -> bool:
+    return row.task_state is not None or row.vm_state in RUNNING_STATES
+
+
+def _silence(ctx: RunContext, service: ComputeService) -> str:
+    seconds = service.seconds_silent(ctx.reference_time)
+    return "no heartbeat ever" if seconds is None else f"no heartbeat for {seconds:.0f} s"
+
+
+def _unnamed_finding(
+    ctx: RunContext, cell: Cell, engine: Engine, service: ComputeService
+) -> Finding:
+    busy = sum(1 for row in _instances(engine, service.host) if _needs_reset(row))
+    return Finding(
+        kind="host",
+        object_id=service.host,
+        cell=cell.label,
+        problem=f"nova-compute on {service.host} has failed ({_silence(ctx, service)}); "
+        f"{busy} instance(s) were running or busy there",
+        action="nothing: a host is forced down only when named in `hosts`",
+        status=Status.LEFT,
+        fix=f"make sure {service.host} is powered off (fenced), then run "
+        f"`nova-audit run host_fault --hosts {service.host} --mode heal`, then evacuate",
+    )
+
+
+def _handle_named(
+    ctx: RunContext,
+    report: Report,
+    cell: Cell,
+    engine: Engine,
+    service: ComputeService,
+    silent: bool,
+) -> None:
+    if not silent:
+        report.add(
+            Finding(
+                kind="host",
+                object_id=service.host,
+                cell=cell.label,
+                problem=f"{service.host} was named as failed, but its nova-compute reported "
+                f"{service.seconds_silent(ctx.reference_time):.0f} s ago",
+                action="nothing: a host that still reports is never forced down",
+                status=Status.MUST_NOT_FIX,
+                fix=f"check {service.host}; if it is really down, wait `down_after` seconds "
+                "and rerun",
+            )
+        )
+        return
+    _force_down(ctx, report, cell, service)
+    if ctx.options["reset_instances"]:
+        for row in _instances(engine, service.host):
+            report.counts.examined += 1
+            if _needs_reset(row):
+                _reset(ctx, report, cell, service.host, row)
+
+
+def _client(ctx: RunContext) -> ComputeClient:
+    if "compute_api" not in ctx.scratch:
+        ctx.scratch["compute_api"] = ComputeClient.from_options(ctx.config.nova)
+    client: ComputeClient = ctx.scratch["compute_api"]
+    return client
+
+
+def _force_down(ctx: RunContext, report: Report, cell: Cell, service: ComputeService) -> None:
+    if service.forced_down:
+        return  # done by an earlier run or by the operator
+    since = service.last_heartbeat.isoformat() if service.last_heartbeat else "never"
+    reason = None if service.disabled else DISABLED_REASON.format(since=since)
+    problem = f"nova-compute on {service.host} has failed ({_silence(ctx, service)})"
+    action = "force the service down" + ("" if service.disabled else " and disable it")
+    if not ctx.heal:
+        report.add(_host_finding(cell, service.host, problem, f"would {action}", Status.WOULD_FIX))
+        return
+    if not service.uuid:
+        raise NovaAuditError(f"service of {service.host} has no uuid: Nova cannot address it")
+    try:
+        _client(ctx).force_down(service.uuid, reason)
+    except ComputeAPIError as exc:
+        report.add(
+            _host_finding(cell, service.host, problem, f"{action} failed: {exc}", Status.FAILED)
+        )
+        return
+    report.add(_host_finding(cell, service.host, problem, f"{action}: done", Status.FIXED))
+
+
+def _host_finding(cell: Cell, host: str, problem: str, action: str, status: Status) -> Finding:
+    return Finding(
+        kind="host",
+        object_id=host,
+        cell=cell.label,
+        problem=problem,
+        action=action,
+        status=status,
+        fix=None if status is not Status.FAILED else "check Nova's API log, then rerun",
+    )
+
+
+def _reset(ctx: RunContext, report: Report, cell: Cell, host: str, row: sa.Row) -> None:
+    task = f", task {row.task_state}" if row.task_state else ""
+    problem = f"instance on failed host {host} is {row.vm_state}{task}"
+    if not ctx.heal:
+        status, action = Status.WOULD_FIX, "would reset it to error"
+    else:
+        try:
+            _client(ctx).reset_state(row.uuid, "error")
+            status, action = Status.FIXED, "reset to error (os-resetState)"
+        except ComputeAPIError as exc:
+            status, action = Status.FAILED, f"reset to error failed: {exc}"
+    report.add(
+        Finding(
+            kind="instance",
+            object_id=row.uuid,
+            cell=cell.label,
+            problem=problem,
+            action=action,
+            status=status,
+            fix=f"evacuate it: `openstack server evacuate {row.uuid}`"
+            if status is Status.FIXED
+            else None,
+        )
+    )
