@@ -4,9 +4,9 @@ Both backends name a bed's databases after its directory, so any number of beds
 can sit side by side: MariaDB databases are `nat_<sha1(dir)[:8]>_<role>` (roles:
 api, cell0, cell1.., placement), SQLite files are `<dir>/nova_<role>.sqlite`.
 
-MariaDB beds connect as the user `natb` with a real password (kept in
-`<repo>/.testbeds/mariadb-natb.secret`, one per machine, because the user is
-shared by every bed): `cell_mappings.database_connection` then holds a secret, as
+MariaDB beds connect as the user `natb` with a real password (kept on the
+MariaDB server in `natb_meta.secret`, one per server, because the user is
+shared by every bed and every checkout): `cell_mappings.database_connection` then holds a secret, as
 on a real cloud, and the product's masking can be tested against it.
 """
 
@@ -335,15 +335,26 @@ def refresh_database(src: str, dst: str) -> None:
 
 
 def ensure_user() -> str:
-    """Create (once) the `natb` user that every MariaDB bed uses; return its password."""
+    """Create (once) the `natb` user that every MariaDB bed uses; return its password.
+
+    The password lives on the MariaDB server itself (database `natb_meta`, root
+    only), so every checkout and CI run on this machine uses the same one; a
+    password kept per checkout would let one test session lock out another's.
+    """
     with _user_lock:
-        secret_file = state_dir() / "mariadb-natb.secret"
-        password = secret_file.read_text().strip() if secret_file.exists() else ""
-        if not password:
-            password = "natb" + secrets.token_hex(12)
-            secret_file.parent.mkdir(parents=True, exist_ok=True)
-            secret_file.write_text(password + "\n")
-            secret_file.chmod(0o600)
+        with admin_connection() as conn:
+            run(conn, "CREATE DATABASE IF NOT EXISTS natb_meta")
+            run(
+                conn,
+                "CREATE TABLE IF NOT EXISTS natb_meta.secret "
+                "(name VARCHAR(64) PRIMARY KEY, value VARCHAR(255) NOT NULL)",
+            )
+            candidate = "natb" + secrets.token_hex(12)
+            run(conn, f"INSERT IGNORE INTO natb_meta.secret VALUES ('{DB_USER}', '{candidate}')")
+            conn.commit()
+            password = conn.execute(
+                sa.text("SELECT value FROM natb_meta.secret WHERE name = :n"), {"n": DB_USER}
+            ).scalar_one()
         if not _password_works(password):
             with admin_connection() as conn:
                 for host in ("127.0.0.1", "localhost"):
@@ -351,7 +362,7 @@ def ensure_user() -> str:
                     run(conn, f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY '{password}'")
                     run(conn, f"ALTER USER {user} IDENTIFIED BY '{password}'")
                     run(conn, f"GRANT ALL PRIVILEGES ON `nat\\_%`.* TO {user}")
-        return password
+        return str(password)
 
 
 def _password_works(password: str) -> bool:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from nova_audit_ops.clients.compute import ComputeAPIError, ComputeClient
 from nova_audit_ops.errors import ConfigError, NovaAuditError
@@ -89,7 +90,12 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
 
 
 def _check_named_hosts_exist(ctx: RunContext, named: set[str]) -> None:
-    """A host name that maps to no cell is a typo: refuse before anything is written."""
+    """A name no cell knows is a typo: refuse before anything is written.
+
+    Known means a host mapping names it or some cell has its nova-compute
+    service (a failed host may never have been mapped). When a cell cannot be
+    read, a name not found elsewhere gets the benefit of the doubt.
+    """
     if not named:
         return
     hm = table(ctx.engines.api, "host_mappings")
@@ -97,11 +103,26 @@ def _check_named_hosts_exist(ctx: RunContext, named: set[str]) -> None:
         known = set(
             conn.execute(sa.select(hm.c.host).where(hm.c.host.in_(sorted(named)))).scalars()
         )
+    unread = False
+    for cell in ctx.all_cells():
+        if named <= known:
+            return
+        if cell.is_cell0:
+            continue
+        try:
+            hosts = [
+                s.host for s in compute_services(ctx.engines.cell(cell), sorted(named - known))
+            ]
+        except (SQLAlchemyError, NovaAuditError):
+            unread = True
+            continue
+        known.update(hosts)
     unknown = sorted(named - known)
-    if unknown:
+    if unknown and not unread:
         raise ConfigError(
-            f"host_fault: unknown host(s) {', '.join(unknown)}: no host mapping names them "
-            "(check the name with `openstack compute service list --service nova-compute`)"
+            f"host_fault: unknown host(s) {', '.join(unknown)}: no cell has a nova-compute "
+            "service by that name (check it with `openstack compute service list "
+            "--service nova-compute`)"
         )
 
 

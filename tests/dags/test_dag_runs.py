@@ -20,8 +20,10 @@ from testbed.airflow_env import (
 from tests import support
 
 
-def dags_test(home: Path, bed: Any, task: str, **params: Any) -> tuple[int, str]:
-    env = airflow_env(home, bed.config_path)
+def dags_test(
+    home: Path, bed: Any, task: str, config: str | None = None, **params: Any
+) -> tuple[int, str]:
+    env = airflow_env(home, config or bed.config_path)
     result = run_airflow(
         env, "dags", "test", f"nova_audit_{task}", "-c", json.dumps(params), check=False
     )
@@ -196,3 +198,42 @@ def test_resume_markers_live_in_airflow_variables(airflow_home: Path, nova_bed: 
     with sqlite3.connect(airflow_home / "airflow.db") as db:
         left = {r[0] for r in db.execute("SELECT key FROM variable")}
     assert not any(k.startswith("nova_audit.map_instances.") for k in left)
+
+
+def test_preflight_and_host_fault_dags(
+    airflow_home: Path, nova_bed_placement: Any, tmp_path: Path
+) -> None:
+    from testbed import heartbeat, nova_api
+
+    bed = nova_bed_placement
+    [silent] = drift(bed, "silent_hosts", 1)
+    drift(bed, "unmapped_hosts", 1)
+    heartbeat(bed)
+    code, output = dags_test(airflow_home, bed, "preflight", mode="heal")
+    assert code != 0 and "mode" in output, "preflight must refuse heal"
+    dags_test(airflow_home, bed, "preflight")
+    checks = summary_report(airflow_home, "nova_audit_preflight")
+    assert checks.code == Code.WARNING
+    assert {f.object_id for f in checks.findings} == {
+        "Compute services up",
+        "Unmapped compute nodes",
+    }
+    assert "run_global" in task_states(airflow_home, "nova_audit_preflight")
+
+    api = nova_api.start(bed)
+    try:
+        config = support.config_with(bed, tmp_path, nova=nova_api.config_section(api))
+        dags_test(
+            airflow_home, bed, "host_fault", config=config, mode="heal", hosts=[silent["host"]]
+        )
+    finally:
+        nova_api.stop(api)
+    healed = summary_report(airflow_home, "nova_audit_host_fault")
+    assert healed.code == Code.OK, healed.findings
+    assert any(f.kind == "host" and f.status is Status.FIXED for f in healed.findings)
+    forced = support.query(
+        support.cell_url(bed, silent["cell"]),
+        "SELECT forced_down FROM services WHERE host = :h AND `binary` = 'nova-compute'",
+        h=silent["host"],
+    )
+    assert forced[0].forced_down
