@@ -8,6 +8,7 @@ TOOLS_VENV := .tools-venv
 UV         := $(PYTHON) -m uv
 NOVA_VERSION      := 34.0.0
 PLACEMENT_VERSION := 16.0.0
+CINDER_VERSION    := 29.0.0
 PYTEST_ARGS ?=
 
 export NOVA_AUDIT_TOOLS_VENV := $(CURDIR)/$(TOOLS_VENV)
@@ -56,13 +57,15 @@ $(VENV)/.installed: pyproject.toml .sysdeps.stamp | uv
 
 # Nova and Placement themselves, in their own virtualenv: the test bed runs their
 # migrations, their WSGI app and nova-manage from here, never from the project's venv.
-# gunicorn serves Placement's WSGI app; the tool venv is byte-compiled once because
+# gunicorn serves the WSGI apps (Placement, nova-api, cinder-api); cinder-volume runs the
+# fake driver shipped in cinder.tests, which needs `fixtures`; the tool venv is byte-compiled once because
 # the environment sets PYTHONDONTWRITEBYTECODE (each nova-manage would recompile Nova).
 # `--python` pins the target: `python -m uv` otherwise prefers the interpreter running it.
 $(TOOLS_VENV)/.installed: Makefile | uv
 	test -x $(TOOLS_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(TOOLS_VENV)
 	VIRTUAL_ENV=$(CURDIR)/$(TOOLS_VENV) $(UV) pip install --quiet --python $(TOOLS_VENV)/bin/python \
-	  nova==$(NOVA_VERSION) openstack-placement==$(PLACEMENT_VERSION) PyMySQL gunicorn
+	  nova==$(NOVA_VERSION) openstack-placement==$(PLACEMENT_VERSION) cinder==$(CINDER_VERSION) \
+	  fixtures PyMySQL gunicorn
 	env -u PYTHONDONTWRITEBYTECODE $(TOOLS_VENV)/bin/python -m compileall -q -j0 $(TOOLS_VENV)/lib >/dev/null 2>&1 || true
 	@touch $(TOOLS_VENV)/.testbed-compiled $@
 
