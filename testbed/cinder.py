@@ -327,3 +327,97 @@ def seed(bed: TestBed, cinder: Cinder) -> int:
             )
             count += 1
     return count
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def _volume_backed(bed: TestBed, count: int) -> list[tuple[Any, Any]]:
+    """Up to `count` (cell, row) of live volume-backed instances, round-robin over cells."""
+    groups = []
+    for cell in bed.compute_cells:
+        with connect(cell.url) as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT i.id, i.uuid, b.volume_id, b.attachment_id, i.project_id, i.user_id "
+                    "FROM instances i JOIN block_device_mapping b ON b.instance_uuid = i.uuid "
+                    "WHERE i.deleted = 0 AND b.deleted = 0 AND b.destination_type = 'volume' "
+                    "AND b.attachment_id IS NOT NULL ORDER BY i.id"
+                )
+            ).all()
+        groups.append([(cell, r) for r in rows])
+    picked: list[tuple[Any, Any]] = []
+    for index in range(max((len(g) for g in groups), default=0)):
+        for group in groups:
+            if index < len(group) and len(picked) < count:
+                picked.append(group[index])
+    return picked
+
+
+def deleted_servers(bed: TestBed, cinder: Cinder, count: int) -> list[dict[str, Any]]:
+    """Volume-backed servers deleted in Nova while their Cinder attachment stayed."""
+    picked = _volume_backed(bed, count)
+    for cell, row in picked:
+        with connect(cell.url) as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE instances SET deleted = id, deleted_at = :now, vm_state = 'deleted', "
+                    "task_state = NULL WHERE id = :id"
+                ),
+                {"now": _now(), "id": row.id},
+            )
+            conn.execute(
+                sa.text(
+                    "UPDATE block_device_mapping SET deleted = id, deleted_at = :now "
+                    "WHERE instance_uuid = :u"
+                ),
+                {"now": _now(), "u": row.uuid},
+            )
+    return [{"cell": c.name, "server": r.uuid, "attachment_id": r.attachment_id} for c, r in picked]
+
+
+def unknown_servers(bed: TestBed, cinder: Cinder, count: int) -> list[dict[str, Any]]:
+    """Reserved attachments for servers Nova never had (a boot that failed early)."""
+    import uuid as uuidlib
+
+    changes = []
+    for index in range(count):
+        server, volume, attachment = (str(uuidlib.uuid4()) for _ in range(3))
+        add_volume(cinder, volume, "p-gone", "u-gone", 1, [(attachment, server, "reserved")])
+        changes.append({"server": server, "attachment_id": attachment, "index": index})
+    return changes
+
+
+def stale_attachments(bed: TestBed, cinder: Cinder, count: int) -> list[dict[str, Any]]:
+    """A second attachment of a live server's volume that Nova does not use."""
+    import uuid as uuidlib
+
+    changes = []
+    with connect(cinder.db_url) as conn:
+        for cell, row in _volume_backed(bed, count):
+            stale = str(uuidlib.uuid4())
+            conn.execute(
+                sa.text(
+                    "INSERT INTO volume_attachment (created_at, deleted, id, volume_id, "
+                    "instance_uuid, attach_mode, attach_status) VALUES "
+                    "(:now, 0, :id, :volume, :server, 'rw', 'reserved')"
+                ),
+                {"now": _now(), "id": stale, "volume": row.volume_id, "server": row.uuid},
+            )
+            changes.append({"cell": cell.name, "server": row.uuid, "attachment_id": stale})
+    return changes
+
+
+def lost_attachments(bed: TestBed, cinder: Cinder, count: int) -> list[dict[str, Any]]:
+    """Attachments Cinder lost while Nova's BDM still names them."""
+    picked = _volume_backed(bed, count)
+    with connect(cinder.db_url) as conn:
+        for _, row in picked:
+            conn.execute(
+                sa.text(
+                    "UPDATE volume_attachment SET deleted = 1, deleted_at = :now, "
+                    "attach_status = 'detached' WHERE id = :id"
+                ),
+                {"now": _now(), "id": row.attachment_id},
+            )
+    return [{"cell": c.name, "server": r.uuid, "attachment_id": r.attachment_id} for c, r in picked]

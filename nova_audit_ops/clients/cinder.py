@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from keystoneauth1 import session as ksa_session
 
 from nova_audit_ops.clients.keystone import make_session
+from nova_audit_ops.errors import ServiceUnreachableError
 
 CINDER_API_VERSION = "3.44"  # attachments API (3.27+), attachment complete (3.44)
 INTERFACE_NAMES = {"publicURL": "public", "internalURL": "internal", "adminURL": "admin"}
@@ -115,3 +116,58 @@ def server_versions(options: Mapping[str, str]) -> tuple[str, str]:
         if str(version.get("version", "")).startswith("3."):
             return str(version.get("min_version") or "3.0"), str(version["version"])
     raise LookupError(f"{url} offers no volume API v3")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One Cinder volume attachment, as `GET /attachments/detail` shows it."""
+
+    id: str
+    volume_id: str
+    instance_uuid: str | None
+    status: str
+
+
+def list_attachments(client: Any) -> list[Attachment]:
+    """Every attachment of every project; cinderclient follows the `next` links."""
+    from cinderclient import exceptions as cinder_exceptions
+    from keystoneauth1 import exceptions as ksa_exceptions
+
+    try:
+        found = client.attachments.list(search_opts={"all_tenants": 1}, detailed=True)
+    except (ksa_exceptions.ConnectFailure, ksa_exceptions.EndpointNotFound) as exc:
+        raise ServiceUnreachableError(
+            f"Cinder cannot be reached ({type(exc).__name__}): check the [cinder] section "
+            "(auth, catalog_info or endpoint_override, region)."
+        ) from None
+    except cinder_exceptions.ClientException as exc:
+        raise ServiceUnreachableError(
+            f"Cinder refused to list attachments ({exc}): the [cinder] user needs the admin "
+            "role to see every project's attachments"
+        ) from None
+    return [
+        Attachment(
+            id=str(item.id),
+            volume_id=str(getattr(item, "volume_id", "") or ""),
+            instance_uuid=getattr(item, "instance", None) or None,
+            status=str(getattr(item, "status", "") or ""),
+        )
+        for item in found
+    ]
+
+
+class CinderError(Exception):
+    """Cinder answered one request with an error."""
+
+
+def delete_attachment(client: Any, attachment_id: str) -> bool:
+    """Delete an attachment through Cinder (which detaches on its backend); False if gone."""
+    from cinderclient import exceptions as cinder_exceptions
+
+    try:
+        client.attachments.delete(attachment_id)
+    except cinder_exceptions.NotFound:
+        return False
+    except cinder_exceptions.ClientException as exc:
+        raise CinderError(str(exc)) from None
+    return True

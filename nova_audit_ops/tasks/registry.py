@@ -15,6 +15,7 @@ from nova_audit_ops.tasks import (
     preflight,
     purge,
     sync_aggregates,
+    volume_attachments,
 )
 from nova_audit_ops.tasks.spec import TaskSpec
 
@@ -30,6 +31,7 @@ MODULES: dict[str, ModuleType] = {
         archive_deleted_rows,
         purge,
         host_fault,
+        volume_attachments,
         preflight,
     )
 }
