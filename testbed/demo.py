@@ -9,6 +9,7 @@ Idempotent: every run starts from a fresh bed and a fresh Airflow home.
 
 from __future__ import annotations
 
+import configparser
 import json
 import shutil
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from nova_audit_ops import render
 from nova_audit_ops.report import Report
 from nova_audit_ops.tasks.registry import TASKS
+from testbed import cinder as cinder_bed
 from testbed.airflow_env import REPO, airflow_env, migrate, run_airflow, summary_report
 from testbed.bed import down, up
 from testbed.drift import drift, heartbeat
@@ -37,6 +39,22 @@ DRIFT = {
 }
 
 
+CINDER_DRIFT = [
+    ("deleted_servers", cinder_bed.deleted_servers, 2),
+    ("unknown_servers", cinder_bed.unknown_servers, 1),
+]
+
+
+def add_cinder_section(config_path: Path, cinder: cinder_bed.Cinder) -> None:
+    """The bed's Cinder in the demo's config; no grace period, so one heal run shows it."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(config_path)
+    parser["cinder"] = cinder_bed.config_section(cinder)
+    parser["audit.volume_attachments"] = {"grace_period": "0"}
+    with open(config_path, "w") as handle:
+        parser.write(handle)
+
+
 def run_dag(env: dict[str, str], home: Path, task: str, mode: str) -> Report:
     dag_id = f"nova_audit_{task}"
     result = run_airflow(env, "dags", "test", dag_id, "-c", json.dumps({"mode": mode}), check=False)
@@ -53,14 +71,22 @@ def main() -> int:
     print("== bringing up the test bed (SQLite, real Placement) ...", flush=True)
     bed = up(bed_dir, backend="sqlite")
     env = airflow_env(home, bed.config_path)
-    print("== preparing Airflow's metadata DB ...", flush=True)
-    migrate(env)
     worst = 0
+    cinder: cinder_bed.Cinder | None = None
     try:
+        print("== bringing up Cinder (cinder-api, cinder-volume, fake driver) ...", flush=True)
+        cinder = cinder_bed.start(bed)
+        print("== preparing Airflow's metadata DB ...", flush=True)
+        migrate(env)
+        cinder_bed.seed(bed, cinder)
+        add_cinder_section(bed.config_path, cinder)
         for task in TASKS:  # all drift first, as a real cloud would have it
             for scenario, count in DRIFT.get(task, []):
                 changes = drift(bed, scenario, count)
                 print(f"== drift injected for {task}: {scenario} x{len(changes)}")
+        for name, inject, count in CINDER_DRIFT:
+            changes = inject(bed, cinder, count)
+            print(f"== drift injected for volume_attachments: {name} x{len(changes)}")
         checks = [name for name, spec in TASKS.items() if spec.read_only]
         repairs = [name for name, spec in TASKS.items() if not spec.read_only]
         heartbeat(bed)  # the seeded computes report in, as running ones would
@@ -78,6 +104,8 @@ def main() -> int:
             print(f"\n== nova_audit_{task}, after the repairs\n{render.table(report)}\n")
             worst = max(worst, int(report.code))
     finally:
+        if cinder:
+            cinder_bed.stop(cinder)
         down(bed_dir)
     print(
         "== demo finished: the last audit of every task is clean, except orphaned allocations,"
