@@ -37,10 +37,14 @@ class ComputeService:
             return None
         return abs((_naive_utc(now) - self.last_heartbeat).total_seconds())
 
-    def is_up(self, now: dt.datetime, service_down_time: int) -> bool:
+    def is_up(
+        self, now: dt.datetime, service_down_time: int, ignore_forced_down: bool = False
+    ) -> bool:
         """Nova's verdict: not forced down and heard from within service_down_time."""
+        if self.forced_down and not ignore_forced_down:
+            return False
         silent = self.seconds_silent(now)
-        return not self.forced_down and silent is not None and silent <= service_down_time
+        return silent is not None and silent <= service_down_time
 
 
 def _naive_utc(moment: dt.datetime) -> dt.datetime:

@@ -81,7 +81,8 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     down_after = int(ctx.options["down_after"])
     for service in compute_services(engine):
         report.counts.examined += 1
-        silent = not service.is_up(ctx.reference_time, down_after) or service.forced_down
+        # By heartbeat alone: a forced-down host that reports again is running again.
+        silent = not service.is_up(ctx.reference_time, down_after, ignore_forced_down=True)
         if service.host in named:
             _handle_named(ctx, report, cell, engine, service, silent)
         elif silent and not service.forced_down:

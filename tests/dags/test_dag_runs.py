@@ -237,3 +237,26 @@ def test_preflight_and_host_fault_dags(
         h=silent["host"],
     )
     assert forced[0].forced_down
+
+
+def test_volume_attachments_dag(airflow_home: Path, nova_bed: Any, tmp_path: Path) -> None:
+    from testbed import cinder as cinder_bed
+
+    cinder = cinder_bed.start(nova_bed)
+    try:
+        cinder_bed.seed(nova_bed, cinder)
+        dangling = {c["attachment_id"] for c in cinder_bed.deleted_servers(nova_bed, cinder, 2)}
+        config = support.config_with(
+            nova_bed,
+            tmp_path,
+            cinder=cinder_bed.config_section(cinder),
+            **{"audit.volume_attachments": {"grace_period": "0"}},
+        )
+        dags_test(airflow_home, nova_bed, "volume_attachments", config=config, mode="heal")
+        healed = summary_report(airflow_home, "nova_audit_volume_attachments")
+        assert {f.object_id for f in healed.findings if f.status is Status.FIXED} == dangling
+        assert not dangling & set(cinder_bed.attachments(cinder))
+        states = task_states(airflow_home, "nova_audit_volume_attachments")
+        assert "run_global" in states and set(states.values()) == {"success"}
+    finally:
+        cinder_bed.stop(cinder)

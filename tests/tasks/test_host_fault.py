@@ -222,3 +222,18 @@ def test_cli_option_is_named_like_the_param(nova_bed: Any, config: str) -> None:
 def test_bad_down_after_is_refused(nova_bed: Any) -> None:
     with pytest.raises(ConfigError, match="down_after"):
         support.run(nova_bed, "host_fault", down_after=0)
+
+
+def test_a_forced_down_host_that_reports_again_is_left_alone(nova_bed: Any, config: str) -> None:
+    """The host came back after an operator forced it down: its guests may run again."""
+    host = compute_hosts(nova_bed)[0]
+    support.execute(
+        support.cell_url(nova_bed, "cell1"),
+        "UPDATE services SET forced_down = 1 WHERE host = :h",
+        h=host,
+    )
+    before = instances(nova_bed, host)
+    report = run(nova_bed, config, mode="heal", hosts=[host])
+    assert report.code == Code.FAILURE
+    assert [f.status for f in report.findings] == [Status.MUST_NOT_FIX]
+    assert instances(nova_bed, host) == before
