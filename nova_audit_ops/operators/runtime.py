@@ -13,8 +13,14 @@ from nova_audit_ops.tasks.context import RunContext
 from nova_audit_ops.tasks.registry import spec
 
 
-def reference_time(context: Mapping[str, Any]) -> dt.datetime:
-    """The end of the run's data interval; a manual run without one uses run_after."""
+def reference_time(context: Mapping[str, Any], task: str | None = None) -> dt.datetime:
+    """The end of the run's data interval; a manual run without one uses run_after.
+
+    Tasks that judge live state (is a service up now?) use the wall clock: a
+    backfilled or late run must not call a host silent by an old interval's end.
+    """
+    if task is not None and spec(task).live_state:
+        return dt.datetime.now(dt.timezone.utc)
     end = context.get("data_interval_end")
     if end is None:
         dag_run = context.get("dag_run")
@@ -59,7 +65,7 @@ def open_context(task: str, context: Mapping[str, Any], hook: NovaHook | None = 
         task,
         cfg,
         params,
-        reference_time=reference_time(context),
+        reference_time=reference_time(context, task),
         window_end=window_end(context, options),
         state=VariableStateStore(),
     )

@@ -65,6 +65,7 @@ SPEC = TaskSpec(
     ),
     defaults={"schedule": "*/5 * * * *"},
     skips_cell0=True,
+    live_state=True,
 )
 # vm_states of instances that were running on the host when it failed.
 RUNNING_STATES = ("active", "paused", "suspended", "rescued", "resized", "building")

@@ -57,6 +57,7 @@ SPEC = TaskSpec(
     defaults={"schedule": "@hourly"},
     global_step=True,
     read_only=True,
+    live_state=True,
 )
 GLOBAL_LABEL = "deployment"
 

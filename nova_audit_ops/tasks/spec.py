@@ -192,6 +192,7 @@ class TaskSpec:
     triggered_by: str | None = None  # the DAG is scheduled on this Asset alias, not a clock
     aliases: tuple[str, ...] = ()  # other CLI names, e.g. `purge`
     read_only: bool = False  # audit is its only mode (checks that repair nothing)
+    live_state: bool = False  # judges the present (service liveness): wall clock, not interval
 
     def all_knobs(self) -> tuple[Knob, ...]:
         common = COMMON_KNOBS

@@ -18,6 +18,13 @@ def test_reference_time_is_the_interval_end_or_run_after() -> None:
     assert reference_time({"data_interval_end": None, "dag_run": manual}) == manual.run_after
 
 
+def test_liveness_checks_use_the_wall_clock_even_in_a_backfill() -> None:
+    old = {"data_interval_end": dt.datetime(2026, 3, 1, 5, 0, tzinfo=UTC)}
+    assert reference_time(old, "map_instances") == old["data_interval_end"]
+    for task in ("preflight", "host_fault"):
+        assert abs((reference_time(old, task) - dt.datetime.now(UTC)).total_seconds()) < 5
+
+
 def test_scheduled_run_in_a_window_stops_at_its_end() -> None:
     later = NOW + dt.timedelta(hours=2)
     scheduled = SimpleNamespace(run_type="scheduled")
