@@ -31,7 +31,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from testbed import placement
+from testbed import gunicorn, placement
 from testbed.backends import state_dir
 from testbed.db import connect
 from testbed.errors import TestBedError
@@ -137,28 +137,12 @@ def start(bed: TestBed) -> Cinder:
     conf.write_text(_conf(directory, marker, db_path))
     shutil.copy(_template_db(conf), db_path)
     env = tool_env({"CINDER_CONFIG_FILE": str(conf), "PYTHONPATH": str(TOOL_SCRIPTS)})
-    volume = _spawn(
+    volume = gunicorn.spawn(
         [tool("cinder-volume"), "--config-file", str(conf)], env, directory / "volume.log"
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    argv = [
-        tool("gunicorn"),
-        "--bind", f"fd://{sock.fileno()}",
-        "--workers", "1",
-        "--worker-class", "gthread",
-        "--threads", "4",
-        "--timeout", "300",
-        "--name", marker,
-        "--chdir", str(directory),
-        "cinder_api_wsgi:application",
-    ]  # fmt: skip
-    api = _spawn(argv, env, directory / "api.log", pass_fds=(sock.fileno(),))
-    sock.close()
-    root = f"http://127.0.0.1:{port}"
+    api, root = gunicorn.serve(
+        "cinder_api_wsgi:application", marker, directory, env, directory / "api.log"
+    )
     cinder = Cinder(directory, api.pid, volume.pid, root + "/v3", db_path, marker)
     try:
         _wait_api(root, api, directory / "api.log")
@@ -167,21 +151,6 @@ def start(bed: TestBed) -> Cinder:
         stop(cinder)
         raise
     return cinder
-
-
-def _spawn(
-    argv: list[str], env: dict[str, str], log: Path, pass_fds: tuple[int, ...] = ()
-) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            pass_fds=pass_fds,
-            start_new_session=True,
-        )
 
 
 def _wait_api(root: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:

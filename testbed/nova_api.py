@@ -11,17 +11,15 @@ without Neutron.
 
 from __future__ import annotations
 
-import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from testbed import placement
+from testbed import gunicorn, placement
 from testbed.errors import TestBedError
 from testbed.state import TestBed
-from testbed.tools import tool, tool_env, tools_venv
+from testbed.tools import tool_env, tools_venv
 
 TOOL_DIR = Path(__file__).resolve().parent / "tool"
 TOKEN = "admin:admin"
@@ -47,37 +45,10 @@ def start(bed: TestBed) -> NovaAPI:
     conf_dir.mkdir(exist_ok=True)
     (conf_dir / "api-paste.ini").write_text(_paste_ini())
     (conf_dir / "nova.conf").write_text(Path(bed.nova_conf_path).read_text())
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
     marker = f"{bed.prefix}-nova-api"
     log = conf_dir / "nova-api.log"
-    argv = [
-        tool("gunicorn"),
-        "--bind", f"fd://{sock.fileno()}",
-        "--workers", "1",
-        "--worker-class", "gthread",
-        "--threads", "4",
-        "--timeout", "300",
-        "--name", marker,
-        "--chdir", str(conf_dir),
-        "nova_api_wsgi:application",
-    ]  # fmt: skip
     env = tool_env({"OS_NOVA_CONFIG_DIR": str(conf_dir), "PYTHONPATH": str(TOOL_DIR)})
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            pass_fds=(sock.fileno(),),
-            start_new_session=True,
-        )
-    sock.close()
-    root = f"http://127.0.0.1:{port}"
+    proc, root = gunicorn.serve("nova_api_wsgi:application", marker, conf_dir, env, log)
     try:
         placement.wait_ready(root, proc, log)
     except TestBedError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -19,8 +18,9 @@ from typing import Any
 
 import requests
 
+from testbed import gunicorn
 from testbed.errors import TestBedError
-from testbed.tools import ensure_bytecode, tool, tool_env
+from testbed.tools import ensure_bytecode, tool_env
 
 MICROVERSION = "1.39"
 TOKEN = "admin"
@@ -69,44 +69,15 @@ class PlacementAPI:
 def start(bed_dir: Path, name: str) -> tuple[int, str]:
     """Start Placement for the bed in `bed_dir` (placement.conf there); return (pid, url)."""
     ensure_bytecode()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
     log = bed_dir / "placement.log"
-    argv = [
-        tool("gunicorn"),
-        "--bind",
-        f"fd://{sock.fileno()}",
-        "--workers",
-        "1",
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "8",
-        "--timeout",
-        "900",
-        "--graceful-timeout",
-        "5",
-        "--name",
-        f"{name}-placement",
-        "--chdir",
-        str(bed_dir),
+    proc, url = gunicorn.serve(
         "placement.wsgi.api:application",
-    ]
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            env=tool_env({"OS_PLACEMENT_CONFIG_DIR": str(bed_dir)}),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            pass_fds=(sock.fileno(),),
-            start_new_session=True,
-        )
-    sock.close()
-    url = f"http://127.0.0.1:{port}"
+        f"{name}-placement",
+        bed_dir,
+        tool_env({"OS_PLACEMENT_CONFIG_DIR": str(bed_dir)}),
+        log,
+        threads=8,
+    )
     wait_ready(url, proc, log)
     return proc.pid, url
 
