@@ -1,0 +1,95 @@
+"""The DAGs under a running Airflow (api-server, dag-processor, scheduler), as operators use them.
+
+`airflow dags test` runs one DAG in one process; here the scheduler does the
+work: a backfill of three missed maintenance windows of the archive DAG, the
+Asset-triggered purge runs that follow, and a manual trigger refused for a bad
+param. One stack for the whole module: it takes about 20 s to start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from nova_audit_ops.report import Code, Report
+from testbed import airflow_stack
+from tests import support
+from tests.tasks.test_archive_deleted_rows import delete_instances
+
+pytestmark = pytest.mark.timeout(600)
+ARCHIVE, PURGE = "nova_audit_archive_deleted_rows", "nova_audit_purge_shadow_tables"
+UTC = dt.timezone.utc
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[airflow_stack.AirflowStack]:
+    with airflow_stack.running(tmp_path_factory.mktemp("airflow-stack")) as running:
+        yield running
+
+
+def summary(stack: airflow_stack.AirflowStack, run_id: int) -> Report:
+    with contextlib.closing(stack.db()) as db:
+        row = db.execute(
+            "SELECT value FROM xcom WHERE dag_run_id = ? AND task_id = 'summary' "
+            "AND key = 'return_value'",
+            (run_id,),
+        ).fetchone()
+    assert row is not None, f"run {run_id} left no summary"
+    value: Any = json.loads(row[0])
+    return Report.from_dict(json.loads(value) if isinstance(value, str) else value)
+
+
+def test_backfill_of_missed_windows_and_the_asset_chain(
+    stack: airflow_stack.AirflowStack, nova_bed: Any
+) -> None:
+    shutil.copy(nova_bed.config_path, stack.config_path)
+    stack.wait_for_dags([ARCHIVE, PURGE])
+    support.run(nova_bed, "archive_deleted_rows", mode="heal", before="2026-01-01")
+    window_ends = [dt.datetime(2026, 5, day, 5, 0, tzinfo=UTC) for day in (1, 2, 3)]
+    deleted = [
+        delete_instances(nova_bed, "cell1", end - dt.timedelta(days=30, hours=1), limit=1)[0]
+        for end in window_ends
+    ]
+    for dag_id in (ARCHIVE, PURGE):
+        stack.airflow("dags", "unpause", dag_id)
+    stack.airflow(
+        "backfill", "create", "--dag-id", ARCHIVE,
+        "--from-date", "2026-05-01T00:00:00+00:00", "--to-date", "2026-05-03T23:00:00+00:00",
+        "--dag-run-conf", json.dumps({"mode": "heal"}),
+    )  # fmt: skip
+
+    runs = stack.wait_for_runs(ARCHIVE, 3, run_type="backfill")
+    assert [r["state"] for r in runs] == ["success"] * 3
+    for run, end in zip(runs, window_ends, strict=True):
+        assert run["data_interval_end"].startswith(end.strftime("%Y-%m-%d %H:%M"))
+        report = summary(stack, run["id"])
+        assert report.code == Code.OK, report.findings
+        assert str(report.details["cutoff"]).startswith(
+            (end - dt.timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
+        )
+    url = support.cell_url(nova_bed, "cell1")
+    shadow = {r.uuid for r in support.query(url, "SELECT uuid FROM shadow_instances")}
+    assert set(deleted) <= shadow
+    left = {r.uuid for r in support.query(url, "SELECT uuid FROM instances WHERE deleted != 0")}
+    assert not set(deleted) & left
+
+    purges = stack.wait_for_runs(PURGE, 1, run_type="asset_triggered")
+    assert {r["state"] for r in purges} == {"success"}
+
+
+def test_a_manual_trigger_with_a_bad_param_is_refused(stack: airflow_stack.AirflowStack) -> None:
+    stack.wait_for_dags(["nova_audit_discover_hosts"])
+    before = stack.runs("nova_audit_discover_hosts")
+    result = stack.airflow(
+        "dags", "trigger", "nova_audit_discover_hosts", "-c", json.dumps({"mode": "destroy"}),
+        check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "destroy" in result.stdout + result.stderr
+    assert stack.runs("nova_audit_discover_hosts") == before
