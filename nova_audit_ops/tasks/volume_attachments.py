@@ -198,7 +198,7 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
         else:
             _judge_live(report, cell, attachment, bdms)
     _judge_dangling(ctx, report, cell.uuid, cell.label, dangling)
-    _missing_in_cinder(ctx, report, cell, servers, attachments)
+    _missing_in_cinder(ctx, report, cell, attachments)
     return report
 
 
@@ -207,8 +207,8 @@ def _judge_live(
 ) -> None:
     server = attachment.instance_uuid or ""
     used = bdms.get((server, attachment.volume_id))
-    if used and attachment.id in used:
-        return
+    if used and (attachment.id in used or None in used):
+        return  # in use; a BDM without attachment id was attached the legacy way (os-attach)
     if used:
         problem = (
             f"attachment {attachment.id} of volume {attachment.volume_id} to server {server} "
@@ -233,11 +233,7 @@ def _judge_live(
 
 
 def _missing_in_cinder(
-    ctx: RunContext,
-    report: Report,
-    cell: Cell,
-    servers: dict[str, Server],
-    attachments: list[Attachment],
+    ctx: RunContext, report: Report, cell: Cell, attachments: list[Attachment]
 ) -> None:
     """Live, idle servers' volume BDMs naming an attachment Cinder does not have."""
     known = {a.id for a in attachments}

@@ -161,3 +161,18 @@ def test_missing_cinder_section_is_a_clear_error(nova_bed: Any) -> None:
     report = support.run(nova_bed, "volume_attachments", mode="audit")
     assert report.code == Code.FAILURE
     assert all("[cinder]" in f.problem for f in report.findings)
+
+
+def test_a_legacy_attachment_is_in_use(
+    nova_bed: Any, cinder: cinder_bed.Cinder, config: str
+) -> None:
+    """A BDM attached the old way (os-attach) has no attachment id: Cinder's one is in use."""
+    [stale] = cinder_bed.stale_attachments(nova_bed, cinder, 1)
+    support.execute(
+        support.cell_url(nova_bed, stale["cell"]),
+        "UPDATE block_device_mapping SET attachment_id = NULL WHERE instance_uuid = :u "
+        "AND destination_type = 'volume'",
+        u=stale["server"],
+    )
+    report = run(nova_bed, config, MemoryStateStore(), mode="audit")
+    assert report.code == Code.OK, report.findings
