@@ -13,12 +13,12 @@ PYTEST_ARGS ?=
 
 export NOVA_AUDIT_TOOLS_VENV := $(CURDIR)/$(TOOLS_VENV)
 
-.PHONY: demo test lint install tools sysdeps mariadb clean uv bench-map-instances bench-heal-allocations bench-archive
+.PHONY: demo test lint install tools sysdeps mariadb rabbitmq clean uv bench-map-instances bench-heal-allocations bench-archive
 
-demo: install tools
+demo: install tools rabbitmq
 	$(VENV)/bin/python -m testbed.demo
 
-test: install tools mariadb
+test: install tools mariadb rabbitmq
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Side-by-side benchmarks against nova-manage (see benchmarks/README.md); not part of `make test`.
@@ -78,6 +78,17 @@ mariadb:
 	  for i in $$(seq 60); do mariadb-admin --protocol=tcp -h127.0.0.1 -uroot ping >/dev/null 2>&1 && break; sleep 1; done; \
 	fi
 	@mariadb-admin --protocol=tcp -h127.0.0.1 -uroot ping
+
+# The test bed's cinder-volume talks to cinder-api over RabbitMQ (oslo.messaging RPC).
+rabbitmq:
+	@if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then \
+	  command -v rabbitmq-server >/dev/null || \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server); \
+	  rabbitmq-server -detached >/dev/null 2>&1 || service rabbitmq-server start >/dev/null 2>&1 || true; \
+	  for i in $$(seq 90); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 1; done; \
+	fi
+	@(exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null || \
+	  (echo "RabbitMQ does not answer on 127.0.0.1:5672; the test bed's cinder-volume needs it"; exit 1)
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) .sysdeps.stamp
