@@ -33,8 +33,13 @@ def table(report: Report) -> str:
     if report.cells_failed:
         lines.append(f"cells NOT checked: {', '.join(report.cells_failed)}")
     for key, value in report.details.items():
+        label = key.replace("_", " ")
+        if key == "checks" and isinstance(value, dict):  # preflight: one verdict per line
+            lines.append(f"{label}:")
+            lines.extend(f"  {name:<45} {verdict}" for name, verdict in sorted(value.items()))
+            continue
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-        lines.append(f"{key.replace('_', ' ')}: {textwrap.shorten(text, 160, placeholder=' ...')}")
+        lines.append(f"{label}: {textwrap.shorten(text, 160, placeholder=' ...')}")
     if report.more_work:
         lines.append(f"more work remains; resume markers: {json.dumps(report.markers)}")
     lines.append(f"result: {Code(report.code).name} ({int(report.code)})")

@@ -78,15 +78,31 @@ def _anchor(bed: TestBed) -> dt.datetime:
 # --------------------------------------------------------------------------- services
 
 
+def _services_table(conn: sa.Connection) -> sa.Table:
+    """Reflected, so timestamps come back as datetimes on SQLite too."""
+    return sa.Table("services", sa.MetaData(), autoload_with=conn)
+
+
 def _compute_services(conn: sa.Connection) -> list[sa.Row]:
-    return list(
-        conn.execute(
-            sa.text(
-                "SELECT id, host, last_seen_up FROM services WHERE deleted = 0 "
-                "AND `binary` = 'nova-compute' AND forced_down = 0 ORDER BY id"
-            )
+    services = _services_table(conn)
+    query = (
+        sa.select(services.c.id, services.c.host, services.c.last_seen_up)
+        .where(
+            services.c.deleted == 0,
+            services.c.binary == "nova-compute",
+            services.c.forced_down == sa.false(),
         )
+        .order_by(services.c.id)
     )
+    return list(conn.execute(query))
+
+
+def _set_heartbeat(conn: sa.Connection, service_ids: Sequence[int], moment: dt.datetime) -> None:
+    if service_ids:
+        services = _services_table(conn)
+        conn.execute(
+            services.update().where(services.c.id.in_(service_ids)).values(last_seen_up=moment)
+        )
 
 
 def silent_hosts(bed: TestBed, count: int) -> list[Change]:
@@ -98,12 +114,9 @@ def silent_hosts(bed: TestBed, count: int) -> list[Change]:
             rows = _compute_services(conn)
         groups.append([(cell, r) for r in rows if r.last_seen_up and r.last_seen_up > silent_since])
     picked = _round_robin(groups, count)
-    for cell, row in picked:
+    for cell in bed.compute_cells:
         with connect(cell.url) as conn:
-            conn.execute(
-                sa.text("UPDATE services SET last_seen_up = :t WHERE id = :i"),
-                {"t": silent_since, "i": row.id},
-            )
+            _set_heartbeat(conn, [r.id for c, r in picked if c is cell], silent_since)
     return [
         {"scenario": "silent_hosts", "cell": cell.name, "host": row.host} for cell, row in picked
     ]
@@ -125,11 +138,7 @@ def heartbeat(bed: TestBed, at: dt.datetime | None = None) -> int:
                 for r in _compute_services(conn)
                 if r.last_seen_up is None or r.last_seen_up >= silenced_before
             ]
-            for service_id in ids:
-                conn.execute(
-                    sa.text("UPDATE services SET last_seen_up = :t WHERE id = :i"),
-                    {"t": moment, "i": service_id},
-                )
+            _set_heartbeat(conn, ids, moment)
             touched += len(ids)
     return touched
 
