@@ -68,6 +68,10 @@ def test_sqlite_bed_through_the_cli(tmp_path: Path) -> None:
             "nova-manage", "--dir", str(directory), "cell_v2", "discover_hosts", "--strict"
         )
         assert strict.returncode == 1, "exit codes pass through"
+
+        silent = cli("drift", "silent_hosts", "--dir", str(directory), "--count", "1", "--json")
+        assert silent.returncode == 0, silent.stderr
+        assert testbed.heartbeat(bed) == 3, "every compute but the silenced one reports in"
     finally:
         down = cli("down", "--dir", str(directory))
     assert down.returncode == 0, down.stderr
