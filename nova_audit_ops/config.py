@@ -85,7 +85,9 @@ def config_path(explicit: str | None = None) -> str:
 def load(path: str | None = None, *, must_exist: bool = True) -> AuditConfig:
     """Read and validate a config file; a missing file is an error unless allowed."""
     resolved = config_path(path)
-    parser = configparser.ConfigParser(interpolation=None, default_section="DEFAULT")
+    # strict=False: oslo.config allows a key to repeat (MultiStrOpt, e.g. [pci] alias) and
+    # a section to appear twice; nova.conf files that do so must load here too.
+    parser = configparser.ConfigParser(interpolation=None, default_section="DEFAULT", strict=False)
     try:
         with open(resolved, encoding="utf-8") as handle:
             parser.read_file(handle)

@@ -54,6 +54,30 @@ def test_nova_conf_sections_are_read(tmp_path: Path) -> None:
     assert settings["schedule"] == "*/10 * * * *"
 
 
+def test_a_real_nova_conf_with_repeated_keys_loads(tmp_path: Path) -> None:
+    """oslo.config accepts repeated keys (MultiStrOpt) and a section given twice."""
+    path = write(
+        tmp_path,
+        """
+        [DEFAULT]
+        logging_context_format_string = %(asctime)s.%(msecs)03d %(levelname)s %(name)s
+        [pci]
+        alias = {"name": "a1", "product_id": "1", "vendor_id": "8086"}
+        alias = {"name": "a2", "product_id": "2", "vendor_id": "8086"}
+        device_spec = {"vendor_id": "8086"}
+        [api_database]
+        connection = mysql+pymysql://nova:p%40ss@db/nova_api
+        [pci]
+        device_spec = {"vendor_id": "10de"}
+        [service_user]
+        send_service_user_token = true
+        """,
+    )
+    cfg = config.load(path)
+    assert cfg.api_connection == "mysql+pymysql://nova:p%40ss@db/nova_api"
+    assert cfg.settings(spec("preflight"))["mode"] == "audit"
+
+
 def test_shipped_default_mode_is_audit(tmp_path: Path) -> None:
     cfg = config.load(write(tmp_path, "[api_database]\nconnection = sqlite://\n"))
     assert cfg.settings(spec("discover_hosts"))["mode"] == "audit"
