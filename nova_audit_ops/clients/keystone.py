@@ -71,13 +71,14 @@ def make_adapter(
     section: str, options: Mapping[str, str], service_type: str, microversion: str | None = None
 ) -> adapter.Adapter:
     """An Adapter on the section's session, honouring Nova's endpoint options."""
-    interfaces = options.get("valid_interfaces", "internal,public")
+    # os_interface and os_region_name: the older nova.conf names of the same options.
+    interfaces = options.get("valid_interfaces") or options.get("os_interface") or "internal,public"
     return adapter.Adapter(
         make_session(section, options),
         service_type=options.get("service_type", service_type),
         service_name=options.get("service_name") or None,
         interface=[i.strip() for i in interfaces.split(",") if i.strip()],
-        region_name=options.get("region_name") or None,
+        region_name=options.get("region_name") or options.get("os_region_name") or None,
         endpoint_override=options.get("endpoint_override") or None,
         default_microversion=microversion,
         connect_retries=int(options.get("connect_retries", 3)),
