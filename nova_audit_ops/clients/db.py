@@ -6,13 +6,15 @@ before anything can log it, and errors show the URL with the password hidden.
 
 from __future__ import annotations
 
+import importlib.metadata
+import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from nova_audit_ops import secrets
@@ -20,6 +22,7 @@ from nova_audit_ops.errors import ConfigError, DatabaseUnreachableError
 from nova_audit_ops.nova.cells import Cell
 
 CONNECT_TIMEOUT = 10
+LOG = logging.getLogger("nova_audit")
 
 
 def mask_url(url: str) -> str:
@@ -38,6 +41,30 @@ def register_url_secret(url: str) -> None:
         secrets.register(url)
 
 
+def _without_missing_plugins(parsed: URL, label: str) -> URL:
+    """Drop `plugin=` query values naming SQLAlchemy plugins not installed here.
+
+    Devstack adds `plugin=dbcounter` (its own query-counting plugin) to every Nova
+    database URL, cell_mappings included; nova-audit has no use for it, and an
+    unknown plugin would make SQLAlchemy refuse the URL.
+    """
+    wanted = parsed.query.get("plugin")
+    if not wanted:
+        return parsed
+    names = [wanted] if isinstance(wanted, str) else list(wanted)
+    installed = {ep.name for ep in importlib.metadata.entry_points(group="sqlalchemy.plugins")}
+    keep = [name for name in names if name in installed]
+    if keep == names:
+        return parsed
+    LOG.info(
+        "%s: ignoring SQLAlchemy plugin(s) %s (not installed)",
+        label,
+        sorted(set(names) - set(keep)),
+    )
+    parsed = parsed.difference_update_query(["plugin"])
+    return parsed.update_query_dict({"plugin": keep}) if keep else parsed
+
+
 def make_engine(url: str, label: str) -> Engine:
     """An engine for one Nova database; nothing connects until first use."""
     register_url_secret(url)
@@ -45,6 +72,7 @@ def make_engine(url: str, label: str) -> Engine:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         raise ConfigError(f"{label}: database URL is not a valid SQLAlchemy URL") from None
+    parsed = _without_missing_plugins(parsed, label)
     kwargs: dict[str, Any] = {"pool_pre_ping": True, "future": True}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}

@@ -89,3 +89,14 @@ def test_templated_cell_urls_are_filled_from_database_connection() -> None:
             bare.cell_url(template)
     finally:
         bare.dispose()
+
+
+def test_devstack_dbcounter_plugin_is_ignored_when_not_installed() -> None:
+    """Devstack's Nova URLs carry `plugin=dbcounter`; SQLAlchemy would refuse them here."""
+    from nova_audit_ops.clients.db import make_engine
+
+    url = "mysql+pymysql://nova:pw-devstack@127.0.0.1/nova_cell1?charset=utf8&plugin=dbcounter"
+    engine = make_engine(url, "cell cell1")
+    assert "plugin" not in engine.url.query
+    assert engine.url.query["charset"] == "utf8"
+    engine.dispose()
