@@ -38,9 +38,10 @@ SPEC = TaskSpec(
         Knob(
             "min_compute_service_version",
             "int",
-            72,
-            "Oldest nova-compute service version Nova supports (72 = Gazpacho, the oldest "
-            "Nova 2026.2 accepts); older computes are a failure.",
+            0,
+            "Oldest nova-compute service version your Nova supports (72 = Gazpacho, the oldest "
+            "Nova 2026.2 accepts); older computes are a failure. 0: no fixed minimum, computes "
+            "older than the cell's nova-conductor are a warning (an upgrade in progress).",
             minimum=0,
             maximum=1000,
         ),
@@ -193,21 +194,44 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
 
 
 def _old_computes(ctx: RunContext, cell: Cell, engine: Engine) -> list[Finding]:
-    """nova-compute services (not forced down) older than Nova supports, as nova-status."""
+    """nova-compute services (not forced down) older than Nova supports, as nova-status.
+
+    Without a configured minimum, nova-audit cannot know which release the
+    deployment runs (it never imports Nova); computes behind the cell's
+    conductor then show an upgrade in progress, a warning.
+    """
     minimum = int(ctx.options["min_compute_service_version"])
-    old = [s for s in compute_services(engine) if not s.forced_down and s.version < minimum]
+    computes = [s for s in compute_services(engine) if not s.forced_down]
+    if minimum:
+        old, failure = [s for s in computes if s.version < minimum], True
+        why = f"older than {minimum}, the oldest this Nova supports"
+    else:
+        conductor = _conductor_version(engine)
+        old, failure = [s for s in computes if conductor and s.version < conductor], False
+        why = f"older than the cell's nova-conductor ({conductor}): an upgrade in progress"
     return [
         _problem(
             "Compute service versions",
-            f"nova-compute on {s.host} has service version {s.version}, older than "
-            f"{minimum}, the oldest this Nova supports",
+            f"nova-compute on {s.host} has service version {s.version}, {why}",
             f"upgrade nova-compute on {s.host}; if the host is gone, delete its service with "
             "`openstack compute service delete`",
-            failure=True,
+            failure=failure,
             cell=cell.label,
         )
         for s in old
     ]
+
+
+def _conductor_version(engine: Engine) -> int:
+    """The newest service version of the cell's running nova-conductor services."""
+    services = table(engine, "services")
+    with engine.connect() as conn:
+        version = conn.execute(
+            sa.select(sa.func.max(services.c.version)).where(
+                services.c.deleted == 0, services.c.binary == "nova-conductor"
+            )
+        ).scalar()
+    return int(version or 0)
 
 
 def _down_computes(ctx: RunContext, cell: Cell, engine: Engine) -> list[Finding]:

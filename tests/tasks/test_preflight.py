@@ -97,7 +97,10 @@ def test_silent_and_old_compute_services(nova_bed_placement: Any) -> None:
     )
     support.execute(cell1, "UPDATE services SET forced_down = 1 WHERE host = :h", h=forced)
     support.execute(cell1, "UPDATE services SET version = 60 WHERE host = :h", h=old)
-    report = run(bed)
+    upgrading = run(bed)
+    [behind] = problems(upgrading, "Compute service versions")
+    assert behind.status is Status.LEFT and "upgrade in progress" in behind.problem
+    report = run(bed, min_compute_service_version=72)
     assert report.code == Code.FAILURE
     down = problems(report, "Compute services up")
     assert [silent in f.problem for f in down] == [True]
