@@ -13,12 +13,12 @@ PYTEST_ARGS ?=
 
 export NOVA_AUDIT_TOOLS_VENV := $(CURDIR)/$(TOOLS_VENV)
 
-.PHONY: demo test lint install tools sysdeps mariadb rabbitmq clean uv bench-map-instances bench-heal-allocations bench-archive
+.PHONY: demo test lint install tools sysdeps mariadb rabbitmq postgres-redis clean uv bench-map-instances bench-heal-allocations bench-archive
 
 demo: install tools rabbitmq
 	$(VENV)/bin/python -m testbed.demo
 
-test: install tools mariadb rabbitmq
+test: install tools mariadb rabbitmq postgres-redis
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Side-by-side benchmarks against nova-manage (see benchmarks/README.md); not part of `make test`.
@@ -84,11 +84,22 @@ rabbitmq:
 	@if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then \
 	  command -v rabbitmq-server >/dev/null || \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server); \
-	  rabbitmq-server -detached >/dev/null 2>&1 || service rabbitmq-server start >/dev/null 2>&1 || true; \
+	  service rabbitmq-server start >/dev/null 2>&1 || rabbitmq-server -detached >/dev/null 2>&1 || true; \
 	  for i in $$(seq 90); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 1; done; \
 	fi
 	@(exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null || \
 	  (echo "RabbitMQ does not answer on 127.0.0.1:5672; the test bed's cinder-volume needs it"; exit 1)
+
+# tests/dags/test_celery.py: Airflow's production shape, PostgreSQL metadata DB + Redis broker.
+postgres-redis:
+	@(exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || service postgresql start >/dev/null 2>&1 || true
+	@(exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null || service redis-server start >/dev/null 2>&1 || true
+	@for i in $$(seq 60); do (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null && \
+	  (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break; sleep 1; done
+	@(exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || \
+	  (echo "PostgreSQL does not answer on 127.0.0.1:5432 (tests/dags/test_celery.py)"; exit 1)
+	@(exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null || \
+	  (echo "Redis does not answer on 127.0.0.1:6379 (tests/dags/test_celery.py)"; exit 1)
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) .sysdeps.stamp

@@ -1,20 +1,27 @@
-"""A running Airflow for tests: api-server, dag-processor and scheduler (LocalExecutor).
+"""A running Airflow for tests: api-server, dag-processor, scheduler (and Celery worker).
 
 `airflow dags test` runs a DAG in one process; operators use the scheduler:
 backfills, Asset-triggered runs, param validation at trigger time. This starts
-the three Airflow 3 services on an SQLite metadata DB under `home`, with the
-api-server on a free loopback port (task processes reach it through the
-execution API), and stops them as a whole. The nova-audit config they read is
-`home/nova-audit.conf`, so a test can point them at its bed by copying a file.
+the Airflow 3 services with the api-server on a free loopback port (task
+processes reach it through the execution API) and stops them as a whole:
+
+- `local`: LocalExecutor, SQLite metadata DB under `home`;
+- `celery`: the production shape of docker-compose.yaml — CeleryExecutor with a
+  Celery worker, the machine's PostgreSQL as metadata DB (a database of its own,
+  dropped afterwards) and its Redis as broker.
+
+The nova-audit config they read is `home/nova-audit.conf`, so a test can point
+them at its bed by copying a file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,7 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
+from nova_audit_ops.report import Report
 from testbed.airflow_env import airflow_bin, airflow_env, migrate, run_airflow
+
+POSTGRES_ENV = "NOVA_AUDIT_TESTBED_POSTGRES"
+DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+REDIS_ENV = "NOVA_AUDIT_TESTBED_REDIS"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/9"
+CELERY_WORKER = ("celery-worker", ["celery", "worker", "--concurrency", "2", "--skip-serve-logs"])
 
 SERVICES = (
     ("api-server", ["api-server", "--host", "127.0.0.1", "--port", "{port}"]),
@@ -41,6 +57,7 @@ def _free_port() -> int:
 class AirflowStack:
     home: Path
     env: dict[str, str]
+    services: list[tuple[str, list[str]]] = field(default_factory=lambda: list(SERVICES))
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -50,19 +67,42 @@ class AirflowStack:
     def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run_airflow(self.env, *args, check=check)
 
-    def db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.home / "airflow.db", timeout=30)
+    def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """Rows from the metadata DB (SQLite or PostgreSQL)."""
+        engine = sa.create_engine(
+            self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], poolclass=sa.pool.NullPool
+        )
+        try:
+            with engine.connect() as conn:
+                return [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
+        finally:
+            engine.dispose()
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
-        """The DAG's runs, oldest logical date first."""
-        with contextlib.closing(self.db()) as db:
-            db.row_factory = sqlite3.Row
-            rows = db.execute(
-                "SELECT id, run_id, run_type, state, data_interval_start, data_interval_end "
-                "FROM dag_run WHERE dag_id = ? ORDER BY logical_date, id",
-                (dag_id,),
-            ).fetchall()
-        return [dict(r) for r in rows]
+        """The DAG's runs, oldest logical date first (intervals as ISO text)."""
+        rows = self.query(
+            "SELECT id, run_id, run_type, state, data_interval_start, data_interval_end "
+            "FROM dag_run WHERE dag_id = :d ORDER BY logical_date, id",
+            d=dag_id,
+        )
+        for row in rows:
+            for key in ("data_interval_start", "data_interval_end"):
+                if row[key] is not None and not isinstance(row[key], str):
+                    row[key] = row[key].strftime("%Y-%m-%d %H:%M:%S")
+        return rows
+
+    def summary(self, run_id: int) -> Report:
+        """The summary task's report of one run."""
+        rows = self.query(
+            "SELECT value FROM xcom WHERE dag_run_id = :r AND task_id = 'summary' "
+            "AND key = 'return_value'",
+            r=run_id,
+        )
+        assert rows, f"run {run_id} left no summary"
+        value: Any = rows[0]["value"]
+        while isinstance(value, str):
+            value = json.loads(value)
+        return Report.from_dict(value)
 
     def wait_for_runs(
         self, dag_id: str, count: int, run_type: str | None = None, timeout: float = 300
@@ -84,18 +124,17 @@ class AirflowStack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
-            with contextlib.closing(self.db()) as db:
-                try:
-                    found = {r[0] for r in db.execute("SELECT dag_id FROM serialized_dag")}
-                except sqlite3.OperationalError:
-                    found = set()
+            try:
+                found = {r["dag_id"] for r in self.query("SELECT dag_id FROM serialized_dag")}
+            except sa.exc.SQLAlchemyError:
+                found = set()
             if set(dag_ids) <= found:
                 return
             time.sleep(1)
         raise TimeoutError(f"DAGs not serialized within {timeout:.0f}s: {dag_ids}")
 
     def _check_alive(self) -> None:
-        for (name, _), proc in zip(SERVICES, self.procs, strict=False):
+        for (name, _), proc in zip(self.services, self.procs, strict=False):
             if proc.poll() is not None:
                 log = (self.home / f"{name}.log").read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"airflow {name} exited with {proc.returncode}:\n{log}")
@@ -114,9 +153,25 @@ class AirflowStack:
                 proc.wait(timeout=10)
 
 
+def _postgres_database(home: Path) -> tuple[str, str]:
+    """(server URL, database name) for a stack's own PostgreSQL database."""
+    server = os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES
+    name = "nat_airflow_" + hashlib.sha256(str(home).encode()).hexdigest()[:8]
+    return server, name
+
+
+def _postgres(server: str, statement: str) -> None:
+    engine = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
 @contextlib.contextmanager
-def running(home: Path) -> Iterator[AirflowStack]:
-    """An Airflow with a fresh metadata DB under `home`, stopped on exit."""
+def running(home: Path, executor: str = "local") -> Iterator[AirflowStack]:
+    """An Airflow with a fresh metadata DB, stopped (and its database dropped) on exit."""
     home.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     env = airflow_env(home, home / "nova-audit.conf")
@@ -129,11 +184,26 @@ def running(home: Path) -> Iterator[AirflowStack]:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         }
     )
-    migrate(env)
-    stack = AirflowStack(home, env)
+    services = list(SERVICES)
+    server, database = _postgres_database(home)
+    if executor == "celery":
+        _postgres(server, f'DROP DATABASE IF EXISTS "{database}"')
+        _postgres(server, f'CREATE DATABASE "{database}"')
+        env.update(
+            {
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{server}/{database}",
+                "AIRFLOW__CELERY__BROKER_URL": os.environ.get(REDIS_ENV) or DEFAULT_REDIS,
+                "AIRFLOW__CELERY__RESULT_BACKEND": "db+"
+                + f"{server}/{database}".replace("+psycopg2", ""),
+            }
+        )
+        services.append(CELERY_WORKER)
+    stack = AirflowStack(home, env, services)
     full_env = {**os.environ, **env}
     try:
-        for name, args in SERVICES:
+        migrate(env)
+        for name, args in services:
             argv = [airflow_bin(), *(a.format(port=port) for a in args)]
             with open(home / f"{name}.log", "ab") as log:
                 stack.procs.append(
@@ -150,3 +220,5 @@ def running(home: Path) -> Iterator[AirflowStack]:
         yield stack
     finally:
         stack.stop()
+        if executor == "celery":
+            _postgres(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -8,7 +8,6 @@ param. One stack for the whole module: it takes about 20 s to start.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import shutil
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from nova_audit_ops.report import Code, Report
+from nova_audit_ops.report import Code
 from testbed import airflow_stack
 from tests import support
 from tests.tasks.test_archive_deleted_rows import delete_instances
@@ -31,18 +30,6 @@ UTC = dt.timezone.utc
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[airflow_stack.AirflowStack]:
     with airflow_stack.running(tmp_path_factory.mktemp("airflow-stack")) as running:
         yield running
-
-
-def summary(stack: airflow_stack.AirflowStack, run_id: int) -> Report:
-    with contextlib.closing(stack.db()) as db:
-        row = db.execute(
-            "SELECT value FROM xcom WHERE dag_run_id = ? AND task_id = 'summary' "
-            "AND key = 'return_value'",
-            (run_id,),
-        ).fetchone()
-    assert row is not None, f"run {run_id} left no summary"
-    value: Any = json.loads(row[0])
-    return Report.from_dict(json.loads(value) if isinstance(value, str) else value)
 
 
 def test_backfill_of_missed_windows_and_the_asset_chain(
@@ -68,7 +55,7 @@ def test_backfill_of_missed_windows_and_the_asset_chain(
     assert [r["state"] for r in runs] == ["success"] * 3
     for run, end in zip(runs, window_ends, strict=True):
         assert run["data_interval_end"].startswith(end.strftime("%Y-%m-%d %H:%M"))
-        report = summary(stack, run["id"])
+        report = stack.summary(run["id"])
         assert report.code == Code.OK, report.findings
         assert str(report.details["cutoff"]).startswith(
             (end - dt.timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
