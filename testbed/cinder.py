@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from testbed import gunicorn, placement
 from testbed.backends import state_dir
 from testbed.db import connect
+from testbed.drift import _round_robin
 from testbed.errors import TestBedError
 from testbed.state import TestBed
 from testbed.tools import TOOL_SCRIPTS, tool, tool_env, tools_venv
@@ -145,28 +146,13 @@ def start(bed: TestBed) -> Cinder:
     )
     cinder = Cinder(directory, api.pid, volume.pid, root + "/v3", db_path, marker)
     try:
-        _wait_api(root, api, directory / "api.log")
+        # cinder-api answers its root with 300 Multiple Choices (the version list).
+        placement.wait_ready(root, api, directory / "api.log", name="cinder-api", ok=(200, 300))
         _wait_volume_service(cinder, volume)
     except BaseException:
         stop(cinder)
         raise
     return cinder
-
-
-def _wait_api(root: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    """cinder-api answers its version document (300 Multiple Choices) once it is up."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:]
-            raise TestBedError(f"cinder-api exited with {proc.returncode}:\n{tail}")
-        try:
-            if requests.get(root + "/", timeout=2).status_code in (200, 300):
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise TestBedError(f"cinder-api did not answer at {root} within {timeout:.0f}s")
 
 
 def _wait_volume_service(cinder: Cinder, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -315,11 +301,7 @@ def _volume_backed(bed: TestBed, count: int) -> list[tuple[Any, Any]]:
                 )
             ).all()
         groups.append([(cell, r) for r in rows])
-    picked: list[tuple[Any, Any]] = []
-    for index in range(max((len(g) for g in groups), default=0)):
-        for group in groups:
-            if index < len(group) and len(picked) < count:
-                picked.append(group[index])
+    picked: list[tuple[Any, Any]] = _round_robin(groups, count)
     return picked
 
 

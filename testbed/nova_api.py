@@ -17,7 +17,6 @@ from pathlib import Path
 import requests
 
 from testbed import gunicorn, placement
-from testbed.errors import TestBedError
 from testbed.state import TestBed
 from testbed.tools import tool_env, tools_venv
 
@@ -49,10 +48,7 @@ def start(bed: TestBed) -> NovaAPI:
     log = conf_dir / "nova-api.log"
     env = tool_env({"OS_NOVA_CONFIG_DIR": str(conf_dir), "PYTHONPATH": str(TOOL_DIR)})
     proc, root = gunicorn.serve("nova_api_wsgi:application", marker, conf_dir, env, log)
-    try:
-        placement.wait_ready(root, proc, log)
-    except TestBedError as exc:
-        raise TestBedError(str(exc).replace("Placement", "nova-api")) from None
+    placement.wait_ready(root, proc, log, name="nova-api")
     return NovaAPI(proc.pid, root + VERSION_PATH, marker)
 
 

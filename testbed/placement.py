@@ -82,22 +82,30 @@ def start(bed_dir: Path, name: str) -> tuple[int, str]:
     return proc.pid, url
 
 
-def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+def wait_ready(
+    url: str,
+    proc: subprocess.Popen,
+    log: Path,
+    timeout: float = 120,
+    name: str = "Placement",
+    ok: tuple[int, ...] = (200,),
+) -> None:
+    """Wait until the service at `url` answers its root with one of `ok`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise TestBedError(
-                f"Placement exited with {proc.returncode} before answering; {log}:\n{_tail(log)}"
+                f"{name} exited with {proc.returncode} before answering; {log}:\n{_tail(log)}"
             )
         try:
             response = requests.get(url + "/", timeout=2)
-            if response.status_code == 200:
+            if response.status_code in ok:
                 return
         except requests.RequestException:
             pass
         time.sleep(0.2)
     stop(proc.pid, "")
-    raise TestBedError(f"Placement did not answer at {url} within {timeout:.0f}s:\n{_tail(log)}")
+    raise TestBedError(f"{name} did not answer at {url} within {timeout:.0f}s:\n{_tail(log)}")
 
 
 def _tail(path: Path, lines: int = 40) -> str:

@@ -34,7 +34,6 @@ class ComputeClient:
 
     def __init__(self, api: adapter.Adapter) -> None:
         self._api = api
-        self.requests = 0
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> ComputeClient:
@@ -47,7 +46,6 @@ class ComputeClient:
         return cls(make_adapter("nova", options, "compute", SERVICES_MV))
 
     def _request(self, method: str, path: str, body: Any) -> Any:
-        self.requests += 1
         try:
             response = self._api.request(path, method, json=body, raise_exc=False)
         except (exceptions.ConnectFailure, exceptions.EndpointNotFound) as exc:
@@ -60,13 +58,12 @@ class ComputeClient:
             raise ComputeAPIError(response.status_code, _error_text(data, response.reason))
         return data
 
-    def force_down(self, service_uuid: str, disabled_reason: str | None) -> dict[str, Any]:
+    def force_down(self, service_uuid: str, disabled_reason: str | None) -> None:
         """Mark a nova-compute service forced down (and disabled, when a reason is given)."""
         body: dict[str, Any] = {"forced_down": True}
         if disabled_reason is not None:
             body.update(status="disabled", disabled_reason=disabled_reason)
-        data = self._request("PUT", f"/os-services/{service_uuid}", body)
-        return dict(data["service"])
+        self._request("PUT", f"/os-services/{service_uuid}", body)
 
     def reset_state(self, instance_uuid: str, state: str) -> None:
         """`os-resetState`: vm_state to `state`, task_state cleared, action recorded."""

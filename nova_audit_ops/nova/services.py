@@ -2,7 +2,9 @@
 
 Nova's database servicegroup driver calls a service up while its last
 heartbeat (`last_seen_up`, else `created_at`) is at most `service_down_time`
-seconds old; `forced_down` makes it down whatever the heartbeat says.
+seconds old; `forced_down` makes it down whatever the heartbeat says. Callers
+weigh `forced_down` themselves: host_fault must see a forced-down host that
+reports again.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ class ComputeService:
     host: str
     version: int
     disabled: bool
-    disabled_reason: str | None
     forced_down: bool
     last_heartbeat: dt.datetime | None
 
@@ -37,14 +38,10 @@ class ComputeService:
             return None
         return abs((_naive_utc(now) - self.last_heartbeat).total_seconds())
 
-    def is_up(
-        self, now: dt.datetime, service_down_time: int, ignore_forced_down: bool = False
-    ) -> bool:
-        """Nova's verdict: not forced down and heard from within service_down_time."""
-        if self.forced_down and not ignore_forced_down:
-            return False
+    def reported_within(self, now: dt.datetime, seconds: int) -> bool:
+        """Heard from within `seconds` of `now` (Nova's heartbeat test, forced_down aside)."""
         silent = self.seconds_silent(now)
-        return silent is not None and silent <= service_down_time
+        return silent is not None and silent <= seconds
 
 
 def _naive_utc(moment: dt.datetime) -> dt.datetime:
@@ -65,7 +62,6 @@ def compute_services(engine: Engine, hosts: list[str] | None = None) -> list[Com
             columns.host,
             columns.version,
             columns.disabled,
-            columns.disabled_reason,
             columns.forced_down,
             sa.func.coalesce(heartbeat, columns.created_at).label("heartbeat"),
         )
@@ -83,7 +79,6 @@ def compute_services(engine: Engine, hosts: list[str] | None = None) -> list[Com
             host=row.host or "",
             version=int(row.version or 0),
             disabled=bool(row.disabled),
-            disabled_reason=row.disabled_reason,
             forced_down=bool(row.forced_down),
             last_heartbeat=row.heartbeat,
         )

@@ -83,7 +83,7 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     for service in compute_services(engine):
         report.counts.examined += 1
         # By heartbeat alone: a forced-down host that reports again is running again.
-        silent = not service.is_up(ctx.reference_time, down_after, ignore_forced_down=True)
+        silent = not service.reported_within(ctx.reference_time, down_after)
         if service.host in named:
             _handle_named(ctx, report, cell, engine, service, silent)
         elif silent and not service.forced_down:

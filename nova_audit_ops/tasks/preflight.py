@@ -13,7 +13,6 @@ command to run; a warning is code 1, a failure code 2.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -24,10 +23,10 @@ from nova_audit_ops.errors import NovaAuditError
 from nova_audit_ops.knobs import Knob
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.schema import table
-from nova_audit_ops.nova.services import compute_services
+from nova_audit_ops.nova.services import ComputeService, compute_services
 from nova_audit_ops.report import Finding, Report, Status
 from nova_audit_ops.tasks.context import RunContext
-from nova_audit_ops.tasks.preflight_apis import cinder_check, placement_check
+from nova_audit_ops.tasks.preflight_apis import check_problem, cinder_check, placement_check
 from nova_audit_ops.tasks.spec import TaskSpec
 
 SPEC = TaskSpec(
@@ -79,20 +78,6 @@ def _check(report: Report, name: str, problems: Sequence[Finding], skipped: str 
         report.add(finding)
 
 
-def _problem(
-    name: str, problem: str, fix: str, *, failure: bool = False, cell: str | None = None
-) -> Finding:
-    return Finding(
-        kind="check",
-        object_id=name,
-        cell=cell,
-        problem=problem,
-        action="nothing: preflight only reports",
-        status=Status.FAILED if failure else Status.LEFT,
-        fix=fix,
-    )
-
-
 # --------------------------------------------------------------------------- global
 
 
@@ -114,12 +99,12 @@ def _cells_v2(ctx: RunContext, cells: Sequence[Cell]) -> list[Finding]:
     setup = "run `nova-manage cell_v2 simple_cell_setup`, then rerun preflight"
     if len(cells) < 2:
         return [
-            _problem(
+            check_problem(
                 name, "fewer than two cell mappings (cell0 and a first cell)", setup, failure=True
             )
         ]
     if not any(c.is_cell0 for c in cells):
-        return [_problem(name, "no cell0 mapping", setup, failure=True)]
+        return [check_problem(name, "no cell0 mapping", setup, failure=True)]
     hm = table(ctx.engines.api, "host_mappings")
     with ctx.engines.api.connect() as conn:
         if conn.execute(sa.select(sa.func.count()).select_from(hm)).scalar_one():
@@ -127,7 +112,7 @@ def _cells_v2(ctx: RunContext, cells: Sequence[Cell]) -> list[Finding]:
     nodes = sum(_count_compute_nodes(ctx, c) for c in cells if not c.is_cell0)
     if nodes:
         return [
-            _problem(
+            check_problem(
                 name,
                 f"no host mappings, but {nodes} compute node(s) exist",
                 "run `nova-audit run discover_hosts --mode heal`",
@@ -166,7 +151,7 @@ def _schema_revisions(ctx: RunContext, cells: Sequence[Cell]) -> list[Finding]:
         return []
     spread = "; ".join(f"{rev}: {', '.join(labels)}" for rev, labels in sorted(revisions.items()))
     return [
-        _problem(
+        check_problem(
             "Cell schema revisions",
             f"cell databases are on different schema revisions ({spread})",
             "run `nova-manage db sync` (it migrates every cell) with this release's Nova",
@@ -184,16 +169,30 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     engine = ctx.engines.cell(cell)
     prefix = f"{cell.label}: "
     if not cell.is_cell0:
-        _check(report, prefix + "Compute service versions", _old_computes(ctx, cell, engine))
-        _check(report, prefix + "Compute services up", _down_computes(ctx, cell, engine))
-        _check(report, prefix + "Unmapped compute nodes", _unmapped_nodes(cell, engine))
-        problems, skipped = _nodes_without_providers(ctx, cell, engine)
+        services = compute_services(engine)
+        nodes = _compute_nodes(engine)
+        _check(
+            report, prefix + "Compute service versions", _old_computes(ctx, cell, engine, services)
+        )
+        _check(report, prefix + "Compute services up", _down_computes(ctx, cell, services))
+        _check(report, prefix + "Unmapped compute nodes", _unmapped_nodes(cell, nodes))
+        problems, skipped = _nodes_without_providers(ctx, cell, nodes)
         _check(report, prefix + "Compute node providers", problems, skipped)
     _check(report, prefix + "Instance mappings", _mapping_counts(ctx, cell, engine))
     return report
 
 
-def _old_computes(ctx: RunContext, cell: Cell, engine: Engine) -> list[Finding]:
+def _compute_nodes(engine: Engine) -> list[sa.Row]:
+    """The cell's undeleted compute nodes: uuid, host, mapped."""
+    cn = table(engine, "compute_nodes")
+    with engine.connect() as conn:
+        query = sa.select(cn.c.uuid, cn.c.host, cn.c.mapped).where(cn.c.deleted == 0)
+        return list(conn.execute(query.order_by(cn.c.id)))
+
+
+def _old_computes(
+    ctx: RunContext, cell: Cell, engine: Engine, services: list[ComputeService]
+) -> list[Finding]:
     """nova-compute services (not forced down) older than Nova supports, as nova-status.
 
     Without a configured minimum, nova-audit cannot know which release the
@@ -201,7 +200,7 @@ def _old_computes(ctx: RunContext, cell: Cell, engine: Engine) -> list[Finding]:
     conductor then show an upgrade in progress, a warning.
     """
     minimum = int(ctx.options["min_compute_service_version"])
-    computes = [s for s in compute_services(engine) if not s.forced_down]
+    computes = [s for s in services if not s.forced_down]
     if minimum:
         old, failure = [s for s in computes if s.version < minimum], True
         why = f"older than {minimum}, the oldest this Nova supports"
@@ -210,7 +209,7 @@ def _old_computes(ctx: RunContext, cell: Cell, engine: Engine) -> list[Finding]:
         old, failure = [s for s in computes if conductor and s.version < conductor], False
         why = f"older than the cell's nova-conductor ({conductor}): an upgrade in progress"
     return [
-        _problem(
+        check_problem(
             "Compute service versions",
             f"nova-compute on {s.host} has service version {s.version}, {why}",
             f"upgrade nova-compute on {s.host}; if the host is gone, delete its service with "
@@ -234,18 +233,18 @@ def _conductor_version(engine: Engine) -> int:
     return int(version or 0)
 
 
-def _down_computes(ctx: RunContext, cell: Cell, engine: Engine) -> list[Finding]:
+def _down_computes(ctx: RunContext, cell: Cell, services: list[ComputeService]) -> list[Finding]:
     """Enabled compute services silent for longer than service_down_time."""
     down_time = int(ctx.options["service_down_time"])
     now = ctx.reference_time
     problems = []
-    for service in compute_services(engine):
-        if service.forced_down or service.disabled or service.is_up(now, down_time):
+    for service in services:
+        if service.forced_down or service.disabled or service.reported_within(now, down_time):
             continue
         silent = service.seconds_silent(now)
         since = f"for {silent:.0f} s" if silent is not None else "ever"
         problems.append(
-            _problem(
+            check_problem(
                 "Compute services up",
                 f"nova-compute on {service.host} is enabled but has not reported {since} "
                 f"(service_down_time {down_time} s)",
@@ -257,16 +256,12 @@ def _down_computes(ctx: RunContext, cell: Cell, engine: Engine) -> list[Finding]
     return problems
 
 
-def _unmapped_nodes(cell: Cell, engine: Engine) -> list[Finding]:
-    cn = table(engine, "compute_nodes")
-    with engine.connect() as conn:
-        count = conn.execute(
-            sa.select(sa.func.count()).select_from(cn).where(cn.c.deleted == 0, cn.c.mapped < 1)
-        ).scalar_one()
+def _unmapped_nodes(cell: Cell, nodes: list[sa.Row]) -> list[Finding]:
+    count = sum(1 for node in nodes if node.mapped < 1)
     if not count:
         return []
     return [
-        _problem(
+        check_problem(
             "Unmapped compute nodes",
             f"{count} compute node(s) have no host mapping; the scheduler cannot use them",
             "run `nova-audit run discover_hosts --mode heal`",
@@ -284,7 +279,7 @@ def _provider_uuids(ctx: RunContext) -> set[str]:
 
 
 def _nodes_without_providers(
-    ctx: RunContext, cell: Cell, engine: Engine
+    ctx: RunContext, cell: Cell, nodes: list[sa.Row]
 ) -> tuple[list[Finding], str]:
     """Compute nodes Placement has no provider for: nothing can be scheduled there."""
     if not ctx.config.placement:
@@ -293,20 +288,15 @@ def _nodes_without_providers(
         providers = _provider_uuids(ctx)
     except (NovaAuditError, PlacementError) as exc:
         return [], f"Placement not readable ({exc})"
-    cn = table(engine, "compute_nodes")
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(cn.c.uuid, cn.c.host).where(cn.c.deleted == 0).order_by(cn.c.id)
-        ).all()
     return [
-        _problem(
+        check_problem(
             "Compute node providers",
             f"compute node {row.uuid} of {row.host} has no resource provider in Placement",
             f"check that nova-compute on {row.host} reaches Placement ([placement] in its "
             "nova.conf) and restart it",
             cell=cell.label,
         )
-        for row in rows
+        for row in nodes
         if row.uuid not in providers
     ], ""
 
@@ -321,8 +311,6 @@ def _mapping_counts(ctx: RunContext, cell: Cell, engine: Engine) -> list[Finding
         mapped = conn.execute(
             sa.select(sa.func.count()).select_from(im).where(im.c.cell_id == cell.id)
         ).scalar_one()
-    details: dict[str, Any] = {"instances": in_cell, "mappings": mapped}
-    ctx.log.debug("cell %s: %s", cell.label, details)
     if in_cell == mapped:
         return []
     if in_cell > mapped:
@@ -331,4 +319,4 @@ def _mapping_counts(ctx: RunContext, cell: Cell, engine: Engine) -> list[Finding
     else:
         what = f"{mapped} instance mappings name this cell but it holds {in_cell} instances"
         fix = "run `nova-audit run heal_instance_mappings` (audit lists them)"
-    return [_problem("Instance mappings", what, fix, cell=cell.label)]
+    return [check_problem("Instance mappings", what, fix, cell=cell.label)]

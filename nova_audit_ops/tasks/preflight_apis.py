@@ -28,13 +28,17 @@ def version_tuple(text: str) -> tuple[int, int]:
         return (0, 0)
 
 
-def _finding(name: str, problem: str, fix: str, status: Status) -> Finding:
+def check_problem(
+    name: str, problem: str, fix: str, *, failure: bool = False, cell: str | None = None
+) -> Finding:
+    """A preflight finding: the check's name, what is wrong, and the command that fixes it."""
     return Finding(
         kind="check",
         object_id=name,
+        cell=cell,
         problem=secrets.scrub(problem),
         action="nothing: preflight only reports",
-        status=status,
+        status=Status.FAILED if failure else Status.LEFT,
         fix=fix,
     )
 
@@ -47,21 +51,21 @@ def placement_check(ctx: RunContext) -> list[Finding]:
         document = ctx.placement.get("/", "1.0")
         max_version = str(document["versions"][0]["max_version"])
     except NovaAuditError as exc:  # no [placement] section, or unreachable
-        return [_finding(name, str(exc), fix, Status.FAILED)]
+        return [check_problem(name, str(exc), fix, failure=True)]
     except PlacementError as exc:
-        return [_finding(name, f"Placement refused the request: {exc}", fix, Status.FAILED)]
+        return [check_problem(name, f"Placement refused the request: {exc}", fix, failure=True)]
     except ksa_exceptions.ClientException as exc:
         problem = f"Placement cannot be used ({type(exc).__name__}: {exc})"
-        return [_finding(name, problem, fix, Status.FAILED)]
+        return [check_problem(name, problem, fix, failure=True)]
     except (KeyError, IndexError, TypeError):
         problem = "Placement's version document has no max_version"
-        return [_finding(name, problem, fix, Status.FAILED)]
+        return [check_problem(name, problem, fix, failure=True)]
     if version_tuple(max_version) < version_tuple(MIN_PLACEMENT_MICROVERSION):
         problem = (
             f"Placement API {MIN_PLACEMENT_MICROVERSION} needed, this Placement offers "
             f"{max_version}"
         )
-        return [_finding(name, problem, "upgrade Placement", Status.FAILED)]
+        return [check_problem(name, problem, "upgrade Placement", failure=True)]
     return []
 
 
@@ -78,14 +82,14 @@ def cinder_check(ctx: RunContext) -> tuple[list[Finding], str]:
     try:
         _, max_version = server_versions(ctx.config.cinder)
     except NovaAuditError as exc:
-        return [_finding(name, str(exc), fix, Status.FAILED)], ""
+        return [check_problem(name, str(exc), fix, failure=True)], ""
     except (ksa_exceptions.ClientException, LookupError) as exc:
         problem = f"unable to determine the Cinder API version ({type(exc).__name__}: {exc})"
-        return [_finding(name, problem, fix, Status.LEFT)], ""
+        return [check_problem(name, problem, fix)], ""
     if version_tuple(max_version) < version_tuple(MIN_CINDER_MICROVERSION):
         problem = (
             f"Cinder API {MIN_CINDER_MICROVERSION} or newer is required, this Cinder offers "
             f"{max_version}"
         )
-        return [_finding(name, problem, "upgrade Cinder", Status.FAILED)], ""
+        return [check_problem(name, problem, "upgrade Cinder", failure=True)], ""
     return [], ""

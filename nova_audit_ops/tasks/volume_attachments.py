@@ -46,6 +46,7 @@ from nova_audit_ops.nova.schema import table
 from nova_audit_ops.report import Finding, Report, Status
 from nova_audit_ops.state import marker_key
 from nova_audit_ops.tasks.context import RunContext
+from nova_audit_ops.tasks.paging import keyset_pages
 from nova_audit_ops.tasks.spec import TaskSpec
 
 SPEC = TaskSpec(
@@ -252,32 +253,26 @@ def _missing_in_cinder(
         )
         .order_by(bdm.c.id)
     )
-    last = 0
     size = int(ctx.options["batch_size"])
-    with engine.connect() as conn:
-        while True:
-            rows = conn.execute(query.where(bdm.c.id > last).limit(size)).all()
-            if not rows:
-                break
-            last = rows[-1].id
-            report.counts.examined += len(rows)
-            for row in rows:
-                if row.attachment_id in known:
-                    continue
-                report.add(
-                    Finding(
-                        kind="bdm",
-                        object_id=row.instance_uuid,
-                        cell=cell.label,
-                        problem=f"server {row.instance_uuid} has volume {row.volume_id} on "
-                        f"attachment {row.attachment_id}, which Cinder does not have",
-                        action="nothing: Nova drops the mapping on the server's next reboot",
-                        status=Status.LEFT,
-                        fix=f"if the volume is gone, `openstack server reboot "
-                        f"{row.instance_uuid}`; if it exists, `nova-manage volume_attachment "
-                        f"refresh {row.instance_uuid} {row.volume_id} <connector file>`",
-                    )
+    for page in keyset_pages(engine, lambda last: query.where(bdm.c.id > last), size, 0):
+        report.counts.examined += len(page.rows)
+        for row in page.rows:
+            if row.attachment_id in known:
+                continue
+            report.add(
+                Finding(
+                    kind="bdm",
+                    object_id=row.instance_uuid,
+                    cell=cell.label,
+                    problem=f"server {row.instance_uuid} has volume {row.volume_id} on "
+                    f"attachment {row.attachment_id}, which Cinder does not have",
+                    action="nothing: Nova drops the mapping on the server's next reboot",
+                    status=Status.LEFT,
+                    fix=f"if the volume is gone, `openstack server reboot "
+                    f"{row.instance_uuid}`; if it exists, `nova-manage volume_attachment "
+                    f"refresh {row.instance_uuid} {row.volume_id} <connector file>`",
                 )
+            )
 
 
 # --------------------------------------------------------------------------- dangling
