@@ -3,12 +3,16 @@
 `airflow dags test` runs a DAG in one process; operators use the scheduler:
 backfills, Asset-triggered runs, param validation at trigger time. This starts
 the Airflow 3 services with the api-server on a free loopback port (task
-processes reach it through the execution API) and stops them as a whole:
+processes reach it through the execution API) and stops them as a whole.
 
-- `local`: LocalExecutor, SQLite metadata DB under `home`;
+The metadata DB is always a PostgreSQL database of the stack's own on the
+machine's server, dropped afterwards: with four processes writing at once,
+SQLite answers "database is locked" to whichever loses the race (a backfill
+create did, in CI). The executor is one of
+
+- `local`: LocalExecutor;
 - `celery`: the production shape of docker-compose.yaml — CeleryExecutor with a
-  Celery worker, the machine's PostgreSQL as metadata DB (a database of its own,
-  dropped afterwards) and its Redis as broker.
+  Celery worker and the machine's Redis as broker.
 
 The nova-audit config they read is `home/nova-audit.conf`, so a test can point
 them at its bed by copying a file.
@@ -171,7 +175,7 @@ def _postgres(server: str, statement: str) -> None:
 
 @contextlib.contextmanager
 def running(home: Path, executor: str = "local") -> Iterator[AirflowStack]:
-    """An Airflow with a fresh metadata DB, stopped (and its database dropped) on exit."""
+    """An Airflow with a fresh PostgreSQL metadata DB, stopped and dropped on exit."""
     home.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     env = airflow_env(home, home / "nova-audit.conf")
@@ -186,13 +190,13 @@ def running(home: Path, executor: str = "local") -> Iterator[AirflowStack]:
     )
     services = list(SERVICES)
     server, database = _postgres_database(home)
+    _postgres(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    _postgres(server, f'CREATE DATABASE "{database}"')
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"{server}/{database}"
     if executor == "celery":
-        _postgres(server, f'DROP DATABASE IF EXISTS "{database}"')
-        _postgres(server, f'CREATE DATABASE "{database}"')
         env.update(
             {
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{server}/{database}",
                 "AIRFLOW__CELERY__BROKER_URL": os.environ.get(REDIS_ENV) or DEFAULT_REDIS,
                 "AIRFLOW__CELERY__RESULT_BACKEND": "db+"
                 + f"{server}/{database}".replace("+psycopg2", ""),
@@ -220,5 +224,4 @@ def running(home: Path, executor: str = "local") -> Iterator[AirflowStack]:
         yield stack
     finally:
         stack.stop()
-        if executor == "celery":
-            _postgres(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        _postgres(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
