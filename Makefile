@@ -50,9 +50,13 @@ sysdeps: .sysdeps.stamp
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 
+# Byte-compiled once: the environment sets PYTHONDONTWRITEBYTECODE, and without .pyc files
+# every `airflow` process (tests and demo start hundreds) recompiles Airflow: 6.7 s against 2.8 s
+# for `airflow version`, and a full suite of 17.5 min against about 9.
 $(VENV)/.installed: pyproject.toml .sysdeps.stamp | uv
 	test -x $(VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
 	$(UV) pip install --quiet --python $(VENV)/bin/python -e '.[dev]'
+	env -u PYTHONDONTWRITEBYTECODE $(VENV)/bin/python -m compileall -q -j0 $(VENV)/lib >/dev/null 2>&1 || true
 	@touch $@
 
 # Nova and Placement themselves, in their own virtualenv: the test bed runs their
