@@ -2,8 +2,9 @@
 
 Reflected from the database, never from a hand-written list, so archive and
 purge keep working when Nova's schema changes: every table with a `shadow_`
-twin takes part, foreign keys decide the order (parents first, like Nova's
-`sorted_tables`) and which child rows move with a parent.
+twin takes part (except the ones Nova no longer models), foreign keys decide the
+order (parents first, like Nova's `sorted_tables`) and which child rows move
+with a parent. Purge, like Nova's, clears every shadow table.
 """
 
 from __future__ import annotations
@@ -16,6 +17,22 @@ from sqlalchemy.engine import Engine
 
 SHADOW_PREFIX = "shadow_"
 NOT_ARCHIVED = frozenset({"alembic_version", "migrate_version"})
+# Tables whose Nova models were removed in Yoga (moved to the API DB in Newton, or
+# left by nova-network, cells v1, XenAPI, EC2 and volume snapshots). The schema keeps
+# them until an operator drops them; Nova's archive skips them (its REMOVED_TABLES),
+# and so does ours, also as foreign-key children, so both leave the same rows.
+REMOVED_TABLES = frozenset(
+    {
+        "aggregate_hosts", "aggregate_metadata", "aggregates", "allocations",
+        "instance_group_member", "instance_group_policy", "instance_groups",
+        "instance_type_extra_specs", "instance_type_projects", "instance_types",
+        "inventories", "key_pairs", "resource_provider_aggregates", "resource_providers",
+        "agent_builds", "bw_usage_cache", "console_pools", "consoles", "cells",
+        "snapshots", "snapshot_id_mappings", "volume_id_mappings", "dns_domains",
+        "fixed_ips", "floating_ips", "networks", "provider_fw_rules",
+        "security_group_default_rules",
+    }
+)  # fmt: skip
 # Rows that are never soft-deleted: purge judges them by another column (as Nova does).
 PURGE_TIMESTAMP_OVERRIDES = {
     "shadow_instance_actions": "created_at",
@@ -55,6 +72,7 @@ def reflect_plan(engine: Engine) -> ShadowPlan:
         for t in metadata.sorted_tables
         if not t.name.startswith(SHADOW_PREFIX)
         and t.name not in NOT_ARCHIVED
+        and t.name not in REMOVED_TABLES
         and SHADOW_PREFIX + t.name in metadata.tables
     ]
     plan = ShadowPlan(tables=[], shadows={})
