@@ -1,7 +1,8 @@
 """Nova's shadow tables as the live schema has them: what moves, in which order.
 
-Reflected from the database, never from a hand-written list, so archive and
-purge keep working when Nova's schema changes: every table with a `shadow_`
+Reflected from the database, never from a hand-written list of Nova's tables
+(the one fixed list names the tables Nova has retired), so archive and purge
+keep working when Nova's schema changes: every table with a `shadow_`
 twin takes part (except the ones Nova no longer models), foreign keys decide the
 order (parents first, like Nova's `sorted_tables`) and which child rows move
 with a parent. Purge, like Nova's, clears every shadow table.
