@@ -2,7 +2,9 @@
 
 Same result as `nova-manage cell_v2 discover_hosts`, but set-based: one query
 per batch of compute nodes in the cell, one query for their existing host
-mappings, one multi-row insert, one update of `compute_nodes.mapped`. Writers
+mappings, one multi-row insert, one update of `compute_nodes.mapped`. Nova reads
+only nodes flagged `mapped = 0`; by default (`recheck_mapped`) this reads the
+flagged ones too, so a host whose mapping was lost is found again. Writers
 are serialized by a named lock on the API database, so two runs (or two cells
 of one run) never collide on the unique `host_mappings.host`.
 
@@ -43,6 +45,14 @@ SPEC = TaskSpec(
             "Discover by nova-compute service rows instead of compute nodes (Ironic).",
         ),
         Knob(
+            "recheck_mapped",
+            "bool",
+            True,
+            "Also check compute nodes already flagged mapped, so a host whose host mapping "
+            "was lost (an API database restored from an older backup, a mapping deleted by "
+            "hand) is found again; nova-manage never looks at them. Off: Nova's selection.",
+        ),
+        Knob(
             "lock_timeout",
             "int",
             60,
@@ -67,6 +77,12 @@ class Candidate:
 
     host: str
     node_ids: tuple[int, ...]  # empty when discovering by service
+    unflagged: tuple[int, ...] = ()  # the node ids still at compute_nodes.mapped = 0
+
+    @property
+    def flagged(self) -> bool:
+        """Every node says mapped: only a lost host mapping brings it here."""
+        return bool(self.node_ids) and not self.unflagged
 
 
 def run_cell(ctx: RunContext, cell: Cell) -> Report:
@@ -88,7 +104,12 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
 
 def _walk(ctx: RunContext, cell: Cell, cell_engine: Engine, report: Report) -> None:
     """Page through the cell from the saved marker; save it when stopping early."""
-    query = _services_after if ctx.options["by_service"] else _unmapped_nodes_after
+    if ctx.options["by_service"]:
+        query = _services_after
+    elif ctx.options["recheck_mapped"]:
+        query = _nodes_after
+    else:
+        query = _unmapped_nodes_after
     pages = keyset_pages(
         cell_engine,
         lambda last: query(cell_engine, last),
@@ -105,11 +126,21 @@ def _walk(ctx: RunContext, cell: Cell, cell_engine: Engine, report: Report) -> N
     )
 
 
+def _nodes_after(engine: Engine, last: int) -> sa.Select:
+    """Undeleted compute nodes after id `last`, flagged mapped or not."""
+    cn = table(engine, "compute_nodes")
+    return (
+        sa.select(cn.c.id, cn.c.host, cn.c.mapped)
+        .where(cn.c.deleted == 0, cn.c.id > last)
+        .order_by(cn.c.id)
+    )
+
+
 def _unmapped_nodes_after(engine: Engine, last: int) -> sa.Select:
     """Unmapped, undeleted compute nodes after id `last` (Nova's own selection)."""
     cn = table(engine, "compute_nodes")
     return (
-        sa.select(cn.c.id, cn.c.host)
+        sa.select(cn.c.id, cn.c.host, cn.c.mapped)
         .where(cn.c.deleted == 0, cn.c.mapped < 1, cn.c.id > last)
         .order_by(cn.c.id)
     )
@@ -132,11 +163,16 @@ def _services_after(engine: Engine, last: int) -> sa.Select:
 def _candidates(page: Page) -> list[Candidate]:
     """Group a page's rows by host; service rows carry no node ids."""
     nodes: dict[str, list[int]] = defaultdict(list)
+    unflagged: dict[str, list[int]] = defaultdict(list)
     for row in page.rows:
         ids = nodes[row.host or ""]
         if "is_service" not in row._fields:
             ids.append(row.id)
-    return [Candidate(host, tuple(ids)) for host, ids in nodes.items()]
+            if (row.mapped or 0) < 1:
+                unflagged[row.host or ""].append(row.id)
+    return [
+        Candidate(host, tuple(ids), tuple(unflagged.get(host, ()))) for host, ids in nodes.items()
+    ]
 
 
 def _handle_batch(
@@ -149,17 +185,20 @@ def _handle_batch(
     existing = _existing_mappings(ctx.engines.api, [c.host for c in batch])
     to_create = [c for c in batch if c.host not in existing]
     mapped_here = [c for c in batch if existing.get(c.host) == cell.id]
-    elsewhere = [c for c in batch if c.host in existing and existing[c.host] != cell.id]
+    # A flagged node of a host mapped elsewhere is a stale row, not a host to discover.
+    elsewhere = [
+        c for c in batch if c.host in existing and existing[c.host] != cell.id and not c.flagged
+    ]
     for candidate in elsewhere:
         report.add(_other_cell_finding(ctx, cell, candidate, existing[candidate.host]))
     created = _create_mappings(ctx, cell, to_create, report) if ctx.heal else set()
     if not ctx.heal:
         for candidate in to_create:
             report.add(_mapping_finding(cell, candidate, Status.WOULD_FIX))
-    flag_only = [c for c in mapped_here if c.node_ids]
+    flag_only = [c for c in mapped_here if c.unflagged]
     if ctx.heal:
         done = [c for c in to_create if c.host in created] + flag_only
-        _set_mapped(cell_engine, [i for c in done for i in c.node_ids])
+        _set_mapped(cell_engine, [i for c in done for i in c.unflagged])
         for candidate in flag_only:
             report.add(_flag_finding(cell, candidate, Status.FIXED))
     else:
@@ -213,7 +252,8 @@ def _create_one_by_one(
             owner = _existing_mappings(ctx.engines.api, [candidate.host]).get(candidate.host)
             if owner == cell.id:
                 created.add(candidate.host)
-                report.add(_flag_finding(cell, candidate, Status.FIXED))
+                if candidate.unflagged:
+                    report.add(_flag_finding(cell, candidate, Status.FIXED))
             else:
                 report.add(_other_cell_finding(ctx, cell, candidate, owner))
             continue
@@ -232,12 +272,18 @@ def _set_mapped(cell_engine: Engine, node_ids: Sequence[int]) -> None:
 
 def _mapping_finding(cell: Cell, candidate: Candidate, status: Status) -> Finding:
     verb = "created" if status is Status.FIXED else "would create"
-    flag = " and set compute_nodes.mapped = 1" if candidate.node_ids else ""
+    flag = " and set compute_nodes.mapped = 1" if candidate.unflagged else ""
+    problem = f"compute host {candidate.host} has no host mapping"
+    if candidate.flagged:
+        problem += (
+            " although its compute nodes are flagged mapped (a lost mapping: "
+            "`nova-manage cell_v2 discover_hosts` skips such nodes)"
+        )
     return Finding(
         kind="host",
         object_id=candidate.host,
         cell=cell.label,
-        problem=f"compute host {candidate.host} has no host mapping",
+        problem=problem,
         action=f"{verb} host mapping to cell {cell.label}{flag}",
         status=status,
         fix=None if status is Status.FIXED else "nova-audit run discover_hosts --mode heal",

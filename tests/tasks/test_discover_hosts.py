@@ -84,7 +84,9 @@ def test_heal_maps_unmapped_hosts(nova_bed: Any, count: int) -> None:
     assert unmapped_nodes(nova_bed) == set()
     assert host_mappings(nova_bed) == node_hosts(nova_bed)
     again = support.run(nova_bed, "discover_hosts", mode="heal")
-    assert again.findings == [] and again.counts.examined == 0
+    assert again.findings == [] and again.counts.examined == len(node_hosts(nova_bed))
+    nova_selection = support.run(nova_bed, "discover_hosts", mode="heal", recheck_mapped=False)
+    assert nova_selection.findings == [] and nova_selection.counts.examined == 0
 
 
 def test_new_hosts_are_mapped_to_their_own_cell(nova_bed: Any) -> None:
@@ -308,11 +310,32 @@ def test_by_service_maps_hosts_without_nodes(nova_bed: Any) -> None:
     cell1 = support.cell_url(nova_bed, "cell1")
     host = support.query(cell1, "SELECT host FROM compute_nodes ORDER BY id LIMIT 1")[0].host
     support.execute(nova_bed.api_url, "DELETE FROM host_mappings WHERE host = :h", h=host)
-    audit = support.run(nova_bed, "discover_hosts", mode="audit")
-    assert audit.findings == [], "by node, a mapped=1 node is not examined (as in Nova)"
-    report = support.run(nova_bed, "discover_hosts", mode="heal", by_service=True)
+    audit = support.run(nova_bed, "discover_hosts", mode="audit", recheck_mapped=False)
+    assert audit.findings == [], "Nova's selection: a mapped=1 node is not examined"
+    report = support.run(
+        nova_bed, "discover_hosts", mode="heal", by_service=True, recheck_mapped=False
+    )
     assert [(f.object_id, f.status) for f in report.findings] == [(host, Status.FIXED)]
     assert ("cell1", host) in host_mappings(nova_bed)
+
+
+def test_a_lost_host_mapping_is_found_again(nova_bed: Any) -> None:
+    """Nodes flagged mapped whose host mapping is gone (an API DB restored from backup)."""
+    cell2 = support.cell_url(nova_bed, "cell2")
+    host = support.query(cell2, "SELECT host FROM compute_nodes ORDER BY id LIMIT 1")[0].host
+    support.execute(nova_bed.api_url, "DELETE FROM host_mappings WHERE host = :h", h=host)
+    before = support.snapshot(nova_bed)
+    audit = support.run(nova_bed, "discover_hosts", mode="audit")
+    assert support.snapshot(nova_bed) == before
+    assert [(f.cell, f.object_id, f.status) for f in audit.findings] == [
+        ("cell2", host, Status.WOULD_FIX)
+    ]
+    assert "flagged mapped" in audit.findings[0].problem
+    report = support.run(nova_bed, "discover_hosts", mode="heal")
+    assert [(f.object_id, f.status) for f in report.findings] == [(host, Status.FIXED)]
+    assert "set compute_nodes.mapped" not in report.findings[0].action
+    assert host_mappings(nova_bed) == node_hosts(nova_bed)
+    assert support.run(nova_bed, "discover_hosts", mode="heal").findings == []
 
 
 def test_same_mappings_as_nova_manage(nova_bed: Any, tmp_path: Path) -> None:
