@@ -175,7 +175,7 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
             report, prefix + "Compute service versions", _old_computes(ctx, cell, engine, services)
         )
         _check(report, prefix + "Compute services up", _down_computes(ctx, cell, services))
-        _check(report, prefix + "Unmapped compute nodes", _unmapped_nodes(cell, nodes))
+        _check(report, prefix + "Unmapped compute nodes", _unmapped_nodes(ctx, cell, nodes))
         problems, skipped = _nodes_without_providers(ctx, cell, nodes)
         _check(report, prefix + "Compute node providers", problems, skipped)
     _check(report, prefix + "Instance mappings", _mapping_counts(ctx, cell, engine))
@@ -256,18 +256,41 @@ def _down_computes(ctx: RunContext, cell: Cell, services: list[ComputeService]) 
     return problems
 
 
-def _unmapped_nodes(cell: Cell, nodes: list[sa.Row]) -> list[Finding]:
-    count = sum(1 for node in nodes if node.mapped < 1)
-    if not count:
-        return []
+def _unmapped_nodes(ctx: RunContext, cell: Cell, nodes: list[sa.Row]) -> list[Finding]:
+    """Nodes flagged unmapped, and nodes flagged mapped whose host mapping is gone."""
+    unflagged = sum(1 for node in nodes if (node.mapped or 0) < 1)
+    lost = len({n.host for n in nodes if (n.mapped or 0) >= 1} - _mapped_hosts(ctx, cell, nodes))
+    problems = []
+    if unflagged:
+        problems.append(
+            f"{unflagged} compute node(s) have no host mapping; the scheduler cannot use them"
+        )
+    if lost:
+        problems.append(
+            f"{lost} host(s) have compute nodes flagged mapped but no host mapping (lost, "
+            "e.g. an API database restored from an older backup)"
+        )
     return [
         check_problem(
             "Unmapped compute nodes",
-            f"{count} compute node(s) have no host mapping; the scheduler cannot use them",
+            problem,
             "run `nova-audit run discover_hosts --mode heal`",
             cell=cell.label,
         )
+        for problem in problems
     ]
+
+
+def _mapped_hosts(ctx: RunContext, cell: Cell, nodes: list[sa.Row]) -> set[str]:
+    """The nodes' hosts that have a host mapping (to this cell or another)."""
+    hm = table(ctx.engines.api, "host_mappings")
+    with ctx.engines.api.connect() as conn:
+        here = set(conn.execute(sa.select(hm.c.host).where(hm.c.cell_id == cell.id)).scalars())
+        others = sorted({n.host for n in nodes if n.host} - here)
+        for start in range(0, len(others), 1000):
+            chunk = others[start : start + 1000]
+            here |= set(conn.execute(sa.select(hm.c.host).where(hm.c.host.in_(chunk))).scalars())
+    return here
 
 
 def _provider_uuids(ctx: RunContext) -> set[str]:

@@ -79,6 +79,17 @@ def test_drift_is_reported_with_the_command_that_fixes_it(nova_bed_placement: An
     assert any("map_instances" in (f.fix or "") for f in mappings)
 
 
+def test_a_lost_host_mapping_is_reported(nova_bed_placement: Any) -> None:
+    bed = nova_bed_placement
+    cell2 = support.cell_url(bed, "cell2")
+    host = support.query(cell2, "SELECT host FROM compute_nodes ORDER BY id LIMIT 1")[0].host
+    support.execute(bed.api_url, "DELETE FROM host_mappings WHERE host = :h", h=host)
+    nodes = problems(run(bed), "Unmapped compute nodes")
+    assert [f.cell for f in nodes] == ["cell2"]
+    assert "1 host(s) have compute nodes flagged mapped" in nodes[0].problem
+    assert "discover_hosts" in (nodes[0].fix or "")
+
+
 def test_silent_and_old_compute_services(nova_bed_placement: Any) -> None:
     bed = nova_bed_placement
     cell1 = support.cell_url(bed, "cell1")
