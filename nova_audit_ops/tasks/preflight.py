@@ -259,7 +259,8 @@ def _down_computes(ctx: RunContext, cell: Cell, services: list[ComputeService]) 
 def _unmapped_nodes(ctx: RunContext, cell: Cell, nodes: list[sa.Row]) -> list[Finding]:
     """Nodes flagged unmapped, and nodes flagged mapped whose host mapping is gone."""
     unflagged = sum(1 for node in nodes if (node.mapped or 0) < 1)
-    lost = len({n.host for n in nodes if (n.mapped or 0) >= 1} - _mapped_hosts(ctx, cell, nodes))
+    flagged = {n.host for n in nodes if n.host and (n.mapped or 0) >= 1}
+    lost = len(flagged - _mapped_hosts(ctx, cell, nodes)) if flagged else 0
     problems = []
     if unflagged:
         problems.append(
