@@ -89,8 +89,14 @@ def summary_report(home: str | Path, dag_id: str) -> Report:
         ).fetchone()
     if row is None:
         raise RuntimeError(f"the latest run of {dag_id} left no summary report")
-    value: Any = json.loads(row[0])
-    return Report.from_dict(json.loads(value) if isinstance(value, str) else value)
+    return report_from_xcom(row[0])
+
+
+def report_from_xcom(value: Any) -> Report:
+    """A summary task's XCom value (JSON text, possibly encoded twice) as a Report."""
+    while isinstance(value, str | bytes):
+        value = json.loads(value)
+    return Report.from_dict(value)
 
 
 def task_states(home: str | Path, dag_id: str) -> dict[str, str | None]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import signal
 import socket
@@ -36,7 +35,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from nova_audit_ops.report import Report
-from testbed.airflow_env import airflow_bin, airflow_env, migrate, run_airflow
+from testbed.airflow_env import (
+    airflow_bin,
+    airflow_env,
+    migrate,
+    report_from_xcom,
+    run_airflow,
+)
 
 POSTGRES_ENV = "NOVA_AUDIT_TESTBED_POSTGRES"
 DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
@@ -72,7 +77,7 @@ class AirflowStack:
         return run_airflow(self.env, *args, check=check)
 
     def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        """Rows from the metadata DB (SQLite or PostgreSQL)."""
+        """Rows from the stack's metadata DB."""
         engine = sa.create_engine(
             self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], poolclass=sa.pool.NullPool
         )
@@ -91,7 +96,7 @@ class AirflowStack:
         )
         for row in rows:
             for key in ("data_interval_start", "data_interval_end"):
-                if row[key] is not None and not isinstance(row[key], str):
+                if row[key] is not None:
                     row[key] = row[key].strftime("%Y-%m-%d %H:%M:%S")
         return rows
 
@@ -103,10 +108,7 @@ class AirflowStack:
             r=run_id,
         )
         assert rows, f"run {run_id} left no summary"
-        value: Any = rows[0]["value"]
-        while isinstance(value, str):
-            value = json.loads(value)
-        return Report.from_dict(value)
+        return report_from_xcom(rows[0]["value"])
 
     def wait_for_runs(
         self, dag_id: str, count: int, run_type: str | None = None, timeout: float = 300

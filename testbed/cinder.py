@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from testbed import gunicorn, placement
 from testbed.backends import state_dir
 from testbed.db import connect
-from testbed.drift import _round_robin
+from testbed.drift import round_robin
 from testbed.errors import TestBedError
 from testbed.state import TestBed
 from testbed.tools import TOOL_SCRIPTS, tool, tool_env, tools_venv
@@ -301,8 +301,7 @@ def _volume_backed(bed: TestBed, count: int) -> list[tuple[Any, Any]]:
                 )
             ).all()
         groups.append([(cell, r) for r in rows])
-    picked: list[tuple[Any, Any]] = _round_robin(groups, count)
-    return picked
+    return round_robin(groups, count)
 
 
 def deleted_servers(bed: TestBed, cinder: Cinder, count: int) -> list[dict[str, Any]]:

@@ -39,7 +39,7 @@ def _uuid(rng: random.Random) -> str:
     return str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
 
 
-def _round_robin(groups: Sequence[Sequence[T]], count: int) -> list[T]:
+def round_robin(groups: Sequence[Sequence[T]], count: int) -> list[T]:
     """Up to `count` items, one from each group in turn."""
     picked: list[T] = []
     for items in itertools.zip_longest(*groups):
@@ -113,7 +113,7 @@ def silent_hosts(bed: TestBed, count: int) -> list[Change]:
         with connect(cell.url) as conn:
             rows = _compute_services(conn)
         groups.append([(cell, r) for r in rows if r.last_seen_up and r.last_seen_up > silent_since])
-    picked = _round_robin(groups, count)
+    picked = round_robin(groups, count)
     for cell in bed.compute_cells:
         with connect(cell.url) as conn:
             _set_heartbeat(conn, [r.id for c, r in picked if c is cell], silent_since)
@@ -160,7 +160,7 @@ def unmapped_hosts(bed: TestBed, count: int) -> list[Change]:
                 )
             ).all()
         groups.append([(cell.name, r.host, r.uuid) for r in rows if r.host in mapped])
-    picked = _round_robin(groups, count)
+    picked = round_robin(groups, count)
     with connect(bed.api_url) as api:
         for _, host, _ in picked:
             api.execute(sa.text("DELETE FROM host_mappings WHERE host = :h"), {"h": host})
@@ -308,7 +308,7 @@ def _instances(bed: TestBed, live: bool | None = None) -> list[list[tuple[str, s
         elif live is False:
             groups.append(gone)
         else:
-            groups.append(_round_robin([alive, gone], len(rows)))
+            groups.append(round_robin([alive, gone], len(rows)))
     return groups
 
 
@@ -328,7 +328,7 @@ def unmapped_instances(bed: TestBed, count: int) -> list[Change]:
         [i for i in group if mappings.get(i[1], (None,))[0] == cell_ids[i[0]]]
         for group in _instances(bed)
     ]
-    picked = _round_robin(groups, count)
+    picked = round_robin(groups, count)
     with connect(bed.api_url) as api:
         for chunk in _chunks([uuid for _, uuid, _ in picked]):
             api.execute(
@@ -353,7 +353,7 @@ def _retarget(
         [i for i in group if mappings.get(i[1], (None,))[0] == cell_ids[i[0]]]
         for group in _instances(bed, live=True)
     ]
-    picked = _round_robin(groups, count)
+    picked = round_robin(groups, count)
     changes = []
     with connect(bed.api_url) as api:
         for cell, uuid, _ in picked:
@@ -473,7 +473,7 @@ def missing_allocations(bed: TestBed, count: int) -> list[Change]:
     try:
         allocated = _consumers(api)
         groups = [[i for i in group if i[1] in allocated] for group in _live_with_host(bed)]
-        for cell, uuid, _, _, node in _round_robin(groups, count):
+        for cell, uuid, _, _, node in round_robin(groups, count):
             api.delete(f"/allocations/{uuid}")
             changes.append(
                 {
@@ -495,7 +495,7 @@ def wrong_user_allocations(bed: TestBed, count: int) -> list[Change]:
     try:
         allocated = _consumers(api)
         groups = [[i for i in group if i[1] in allocated] for group in _live_with_host(bed)]
-        picked = _round_robin(groups, count)
+        picked = round_robin(groups, count)
         rng = _rng(bed, "wrong_user_allocations", len(allocated))
         for n, (cell, uuid, project, user, _) in enumerate(picked):
             current = api.get(f"/allocations/{uuid}")
@@ -560,7 +560,7 @@ def missing_aggregates(bed: TestBed, count: int) -> list[Change]:
             if agg_uuid in current["aggregates"]:
                 pairs.append((cell_name, host, rp, agg_uuid, agg_name))
         by_cell = [[p for p in pairs if p[0] == c.name] for c in bed.compute_cells]
-        for cell_name, host, rp, agg_uuid, agg_name in _round_robin(by_cell, count):
+        for cell_name, host, rp, agg_uuid, agg_name in round_robin(by_cell, count):
             current = api.get(f"/resource_providers/{rp}/aggregates")
             api.put(
                 f"/resource_providers/{rp}/aggregates",
@@ -596,7 +596,7 @@ def orphan_allocations(bed: TestBed, count: int) -> list[Change]:
                     sa.text("SELECT host, uuid FROM compute_nodes WHERE deleted = 0 ORDER BY id")
                 ).all()
             groups.append([(cell.name, r.host, r.uuid) for r in rows])
-        providers = _round_robin(groups, sum(len(g) for g in groups))
+        providers = round_robin(groups, sum(len(g) for g in groups))
         owner = _live_with_host(bed)
         project, user = next(
             ((i[2], i[3]) for g in owner for i in g), ("orphan-project", "orphan-user")

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from nova_audit_ops.clients.locks import named_lock
 from nova_audit_ops.knobs import Knob
 from nova_audit_ops.nova.cells import Cell
+from nova_audit_ops.nova.host_mappings import host_cells
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.report import Finding, Report, Status
 from nova_audit_ops.tasks.context import RunContext
@@ -182,7 +183,7 @@ def _handle_batch(
     for candidate in bad:
         report.add(_no_host_finding(cell, candidate))
     batch = [c for c in batch if c.host]
-    existing = _existing_mappings(ctx.engines.api, [c.host for c in batch])
+    existing = host_cells(ctx.engines.api, [c.host for c in batch])
     to_create = [c for c in batch if c.host not in existing]
     mapped_here = [c for c in batch if existing.get(c.host) == cell.id]
     # A flagged node of a host mapped elsewhere is a stale row, not a host to discover.
@@ -204,16 +205,6 @@ def _handle_batch(
     else:
         for candidate in flag_only:
             report.add(_flag_finding(cell, candidate, Status.WOULD_FIX))
-
-
-def _existing_mappings(api: Engine, hosts: Sequence[str]) -> dict[str, int]:
-    """host -> cell_id of the host mappings that exist for these hosts (one query)."""
-    if not hosts:
-        return {}
-    hm = table(api, "host_mappings")
-    with api.connect() as conn:
-        rows = conn.execute(sa.select(hm.c.host, hm.c.cell_id).where(hm.c.host.in_(hosts)))
-        return {row.host: row.cell_id for row in rows}
 
 
 def _create_mappings(
@@ -249,7 +240,7 @@ def _create_one_by_one(
                     sa.insert(hm), [{"host": candidate.host, "cell_id": cell.id, "created_at": now}]
                 )
         except IntegrityError:
-            owner = _existing_mappings(ctx.engines.api, [candidate.host]).get(candidate.host)
+            owner = host_cells(ctx.engines.api, [candidate.host]).get(candidate.host)
             if owner == cell.id:
                 created.add(candidate.host)
                 if candidate.unflagged:

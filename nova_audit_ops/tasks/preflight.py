@@ -22,6 +22,7 @@ from nova_audit_ops.clients.placement import PlacementError
 from nova_audit_ops.errors import NovaAuditError
 from nova_audit_ops.knobs import Knob
 from nova_audit_ops.nova.cells import Cell
+from nova_audit_ops.nova.host_mappings import host_cells
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.nova.services import ComputeService, compute_services
 from nova_audit_ops.report import Finding, Report, Status
@@ -260,7 +261,7 @@ def _unmapped_nodes(ctx: RunContext, cell: Cell, nodes: list[sa.Row]) -> list[Fi
     """Nodes flagged unmapped, and nodes flagged mapped whose host mapping is gone."""
     unflagged = sum(1 for node in nodes if (node.mapped or 0) < 1)
     flagged = {n.host for n in nodes if n.host and (n.mapped or 0) >= 1}
-    lost = len(flagged - _mapped_hosts(ctx, cell, nodes)) if flagged else 0
+    lost = len(flagged - set(host_cells(ctx.engines.api, flagged)))
     problems = []
     if unflagged:
         problems.append(
@@ -280,18 +281,6 @@ def _unmapped_nodes(ctx: RunContext, cell: Cell, nodes: list[sa.Row]) -> list[Fi
         )
         for problem in problems
     ]
-
-
-def _mapped_hosts(ctx: RunContext, cell: Cell, nodes: list[sa.Row]) -> set[str]:
-    """The nodes' hosts that have a host mapping (to this cell or another)."""
-    hm = table(ctx.engines.api, "host_mappings")
-    with ctx.engines.api.connect() as conn:
-        here = set(conn.execute(sa.select(hm.c.host).where(hm.c.cell_id == cell.id)).scalars())
-        others = sorted({n.host for n in nodes if n.host} - here)
-        for start in range(0, len(others), 1000):
-            chunk = others[start : start + 1000]
-            here |= set(conn.execute(sa.select(hm.c.host).where(hm.c.host.in_(chunk))).scalars())
-    return here
 
 
 def _provider_uuids(ctx: RunContext) -> set[str]:
