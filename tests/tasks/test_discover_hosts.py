@@ -147,14 +147,14 @@ def test_mapping_created_meanwhile_is_not_a_crash(
         h=racing_host,
         c=cell,
     )
-    real_lookup = discover_hosts._existing_mappings
+    real_lookup = discover_hosts.host_cells
     calls = []
 
     def stale_first_read(api: Any, hosts: Any) -> dict[str, int]:
         calls.append(hosts)  # the first (batch) read misses the racing mapping
         return {} if len(calls) == 1 else real_lookup(api, hosts)
 
-    monkeypatch.setattr(discover_hosts, "_existing_mappings", stale_first_read)
+    monkeypatch.setattr(discover_hosts, "host_cells", stale_first_read)
     report = support.run(nova_bed, "discover_hosts", mode="heal")
     assert report.code == Code.OK
     assert report.counts.fixed == 2
