@@ -8,6 +8,6 @@ the cell's shadow-table Asset, which triggers `nova_audit_purge_shadow_tables`.
 Use the `nova_audit_archive` pool to bound how many cells run at once.
 """
 
-from nova_audit_ops.dag_factory import build_dag
+from nova_audit_ops.glue.dag_factory import build_dag
 
 dag = build_dag("archive_deleted_rows", doc_md=__doc__)

@@ -6,6 +6,6 @@ by default; `mode=audit` (the default) only reports. Params: `mode`, `cells`,
 `batch_size`, `by_service`, `lock_timeout`; see docs/configuration.md.
 """
 
-from nova_audit_ops.dag_factory import build_dag
+from nova_audit_ops.glue.dag_factory import build_dag
 
 dag = build_dag("discover_hosts", doc_md=__doc__)

@@ -8,6 +8,6 @@ step, checked through usage totals). Instances Nova would not heal either
 to run. Hourly by default; `mode=audit` only reports.
 """
 
-from nova_audit_ops.dag_factory import build_dag
+from nova_audit_ops.glue.dag_factory import build_dag
 
 dag = build_dag("heal_allocations", doc_md=__doc__)

@@ -6,6 +6,6 @@ touches Nova's INSTANCE_MIGRATION_MARKER row or instances being built.
 Every 10 minutes by default; `mode=audit` only reports.
 """
 
-from nova_audit_ops.dag_factory import build_dag
+from nova_audit_ops.glue.dag_factory import build_dag
 
 dag = build_dag("heal_instance_mappings", doc_md=__doc__)

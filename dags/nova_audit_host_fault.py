@@ -8,6 +8,6 @@ instances to `error` (`os-resetState`) so they can be evacuated. Every 5 minutes
 by default; scheduled runs in audit mode only report.
 """
 
-from nova_audit_ops.dag_factory import build_dag
+from nova_audit_ops.glue.dag_factory import build_dag
 
 dag = build_dag("host_fault", doc_md=__doc__)

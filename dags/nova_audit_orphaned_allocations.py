@@ -7,6 +7,6 @@ consumers seen orphaned in two runs at least `grace_period` apart. Hourly by
 default; `mode=audit` only reports.
 """
 
-from nova_audit_ops.dag_factory import build_dag
+from nova_audit_ops.glue.dag_factory import build_dag
 
 dag = build_dag("orphaned_allocations", doc_md=__doc__)

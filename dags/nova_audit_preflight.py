@@ -8,6 +8,6 @@ provider and instance/mapping count mismatches. Each problem names the command
 that fixes it. Hourly by default; code 1 is a warning, code 2 a failure.
 """
 
-from nova_audit_ops.dag_factory import build_dag
+from nova_audit_ops.glue.dag_factory import build_dag
 
 dag = build_dag("preflight", doc_md=__doc__)

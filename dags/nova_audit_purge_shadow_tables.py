@@ -6,6 +6,6 @@ Deletes shadow-table rows older than its own `retention_days` (default 90) or
 `nova-audit run purge`.
 """
 
-from nova_audit_ops.dag_factory import build_dag
+from nova_audit_ops.glue.dag_factory import build_dag
 
 dag = build_dag("purge_shadow_tables", doc_md=__doc__)

@@ -7,6 +7,6 @@ with no mapping, compute node or provider. Hourly by default; `mode=audit`
 only reports.
 """
 
-from nova_audit_ops.dag_factory import build_dag
+from nova_audit_ops.glue.dag_factory import build_dag
 
 dag = build_dag("sync_aggregates", doc_md=__doc__)

@@ -8,6 +8,6 @@ Cinder lost, are reported with Nova's fix (a reboot of the server). A global
 step judges attachments whose server is in no cell. Hourly by default.
 """
 
-from nova_audit_ops.dag_factory import build_dag
+from nova_audit_ops.glue.dag_factory import build_dag
 
 dag = build_dag("volume_attachments", doc_md=__doc__)

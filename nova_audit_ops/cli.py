@@ -15,14 +15,15 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from nova_audit_ops import config as config_mod
-from nova_audit_ops import render, runner, secrets
-from nova_audit_ops.errors import NovaAuditError
-from nova_audit_ops.knobs import Knob
+from nova_audit_ops import registry, runner
+from nova_audit_ops.clients import secrets
+from nova_audit_ops.engine import render
+from nova_audit_ops.engine.report import CRASH_EXIT_CODE, Code
 from nova_audit_ops.nova.cells import list_cells
-from nova_audit_ops.report import CRASH_EXIT_CODE, Code
-from nova_audit_ops.tasks.registry import TASKS
-from nova_audit_ops.tasks.registry import spec as task_spec
+from nova_audit_ops.registry import TASKS
+from nova_audit_ops.registry import spec as task_spec
+from nova_audit_ops.settings.errors import NovaAuditError
+from nova_audit_ops.settings.knobs import Knob
 
 
 def _add_knob(parser: argparse.ArgumentParser, knob: Knob) -> None:
@@ -76,7 +77,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    cfg = config_mod.load(args.config_file)
+    cfg = registry.load_config(args.config_file)
     ctx = runner.open_context(task_spec(args.task).name, cfg, _params(args))
     try:
         report = runner.run_all(ctx)
@@ -89,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
 def _cells(args: argparse.Namespace) -> int:
     from nova_audit_ops.clients.db import Engines, mask_url
 
-    cfg = config_mod.load(args.config_file)
+    cfg = registry.load_config(args.config_file)
     engines = Engines(cfg.require_api_connection(), cfg.cell_connections, cfg.database_connection)
     for cell in list_cells(engines.api):
         print(f"{cell.label:20} {cell.uuid}  {mask_url(engines.cell_url(cell))}")

@@ -14,16 +14,16 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from nova_audit_ops import secrets
+from nova_audit_ops.clients import secrets
 from nova_audit_ops.clients.db import Engines, check_reachable, unreachable
-from nova_audit_ops.config import AuditConfig
-from nova_audit_ops.deadline import Deadline
-from nova_audit_ops.errors import NovaAuditError
+from nova_audit_ops.engine.context import RunContext
+from nova_audit_ops.engine.report import Report, merge
+from nova_audit_ops.engine.state import FileStateStore, StateStore
+from nova_audit_ops.engine.timing import Deadline
 from nova_audit_ops.nova.cells import Cell, select_cells
-from nova_audit_ops.report import Report, merge
-from nova_audit_ops.state import FileStateStore, StateStore
-from nova_audit_ops.tasks.context import RunContext
-from nova_audit_ops.tasks.registry import MODULES, spec
+from nova_audit_ops.registry import MODULES, spec
+from nova_audit_ops.settings.config import AuditConfig
+from nova_audit_ops.settings.errors import NovaAuditError
 
 LOG = logging.getLogger("nova_audit")
 

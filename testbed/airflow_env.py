@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nova_audit_ops.report import Report
+from nova_audit_ops.engine.report import Report
 
 REPO = Path(__file__).resolve().parent.parent
 DAGS_FOLDER = REPO / "dags"

@@ -34,7 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from nova_audit_ops.report import Report
+from nova_audit_ops.engine.report import Report
 from testbed.airflow_env import (
     airflow_bin,
     airflow_env,

@@ -15,9 +15,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from nova_audit_ops import render
-from nova_audit_ops.report import Report
-from nova_audit_ops.tasks.registry import TASKS
+from nova_audit_ops.engine import render
+from nova_audit_ops.engine.report import Report
+from nova_audit_ops.registry import TASKS
 from testbed import cinder as cinder_bed
 from testbed import nova_api
 from testbed.airflow_env import REPO, airflow_env, migrate, run_airflow, summary_report

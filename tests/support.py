@@ -14,10 +14,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from nova_audit_ops import config as config_mod
-from nova_audit_ops import runner
-from nova_audit_ops.report import Report
-from nova_audit_ops.state import MemoryStateStore, StateStore
+from nova_audit_ops import registry, runner
+from nova_audit_ops.engine.report import Report
+from nova_audit_ops.engine.state import MemoryStateStore, StateStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,7 +67,7 @@ def run(
     **params: Any,
 ) -> Report:
     """Run a task over all chosen cells in-process, as the CLI does."""
-    cfg = config_mod.load(config_path or bed.config_path)
+    cfg = registry.load_config(config_path or bed.config_path)
     ctx = runner.open_context(
         task,
         cfg,

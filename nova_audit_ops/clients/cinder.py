@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from keystoneauth1 import session as ksa_session
 
 from nova_audit_ops.clients.keystone import make_session
-from nova_audit_ops.errors import ServiceUnreachableError
+from nova_audit_ops.settings.errors import ServiceUnreachableError
 
 CINDER_API_VERSION = "3.44"  # attachments API (3.27+), attachment complete (3.44)
 INTERFACE_NAMES = {"publicURL": "public", "internalURL": "internal", "adminURL": "admin"}

@@ -15,7 +15,7 @@ from typing import Any
 from keystoneauth1 import adapter, exceptions
 
 from nova_audit_ops.clients.keystone import make_adapter
-from nova_audit_ops.errors import ConfigError, ServiceUnreachableError
+from nova_audit_ops.settings.errors import ConfigError, ServiceUnreachableError
 
 # 2.53: services addressed by uuid, forced_down and status in one PUT.
 SERVICES_MV = "2.53"

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from nova_audit_ops import secrets
-from nova_audit_ops.errors import ConfigError, DatabaseUnreachableError
+from nova_audit_ops.clients import secrets
 from nova_audit_ops.nova.cells import Cell
+from nova_audit_ops.settings.errors import ConfigError, DatabaseUnreachableError
 
 CONNECT_TIMEOUT = 10
 LOG = logging.getLogger("nova_audit")

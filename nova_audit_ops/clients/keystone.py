@@ -12,8 +12,8 @@ from typing import Any
 
 from keystoneauth1 import adapter, exceptions, loading, session
 
-from nova_audit_ops import secrets
-from nova_audit_ops.errors import ConfigError
+from nova_audit_ops.clients import secrets
+from nova_audit_ops.settings.errors import ConfigError
 
 SESSION_OPTIONS = ("cafile", "certfile", "keyfile", "insecure", "timeout")
 DEFAULT_TIMEOUT = 60.0

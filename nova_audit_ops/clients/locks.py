@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from nova_audit_ops.errors import LockBusyError
+from nova_audit_ops.settings.errors import LockBusyError
 
 LOCK_PREFIX = "nova_audit."
 

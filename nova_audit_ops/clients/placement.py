@@ -12,7 +12,7 @@ from typing import Any
 from keystoneauth1 import adapter, exceptions
 
 from nova_audit_ops.clients.keystone import make_adapter
-from nova_audit_ops.errors import ServiceUnreachableError
+from nova_audit_ops.settings.errors import ServiceUnreachableError
 
 # 1.28: consumer generations in allocations; 1.38: consumer_type. 1.19: aggregates
 # with generations. Nova's own report client uses these as well.

@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from nova_audit_ops.errors import UnknownCellError
 from nova_audit_ops.nova.schema import table
+from nova_audit_ops.settings.errors import UnknownCellError
 
 CELL0_UUID = "00000000-0000-0000-0000-000000000000"
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from nova_audit_ops.clients.db import Engines
-from nova_audit_ops.errors import NovaAuditError
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.schema import table
+from nova_audit_ops.settings.errors import NovaAuditError
 
 
 @dataclass
@@ -28,14 +28,16 @@ class Whereabouts:
         return not self.unreachable
 
 
-def locate(engines: Engines, cells: Sequence[Cell], uuids: Sequence[str]) -> Whereabouts:
+def locate(
+    engine_of: Callable[[Cell], Engine], cells: Sequence[Cell], uuids: Sequence[str]
+) -> Whereabouts:
     """Look the instances up in every given cell; unreachable cells are listed."""
     found = Whereabouts()
     if not uuids:
         return found
     for cell in cells:
         try:
-            engine = engines.cell(cell)
+            engine = engine_of(cell)
             instances = table(engine, "instances")
             query = sa.select(instances.c.uuid).where(instances.c.uuid.in_(list(uuids)))
             with engine.connect() as conn:

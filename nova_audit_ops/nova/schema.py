@@ -23,3 +23,9 @@ def table(engine: Engine, name: str) -> sa.Table:
         if name not in metadata.tables:
             reflected.to_metadata(metadata)
         return metadata.tables[name]
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The database's Alembic revision (None when the table is empty)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()

@@ -84,3 +84,23 @@ def compute_services(engine: Engine, hosts: list[str] | None = None) -> list[Com
         )
         for row in rows
     ]
+
+
+def compute_nodes(engine: Engine) -> list[sa.Row]:
+    """The cell's undeleted compute nodes: uuid, host, mapped."""
+    cn = table(engine, "compute_nodes")
+    with engine.connect() as conn:
+        query = sa.select(cn.c.uuid, cn.c.host, cn.c.mapped).where(cn.c.deleted == 0)
+        return list(conn.execute(query.order_by(cn.c.id)))
+
+
+def conductor_version(engine: Engine) -> int:
+    """The newest service version of the cell's running nova-conductor services."""
+    services = table(engine, "services")
+    with engine.connect() as conn:
+        version = conn.execute(
+            sa.select(sa.func.max(services.c.version)).where(
+                services.c.deleted == 0, services.c.binary == "nova-conductor"
+            )
+        ).scalar()
+    return int(version or 0)

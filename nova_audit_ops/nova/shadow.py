@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 SHADOW_PREFIX = "shadow_"
+# The Asset alias archive runs update per cell and purge runs are scheduled on.
+SHADOW_ASSET_ALIAS = "nova_audit_shadow_tables"
 NOT_ARCHIVED = frozenset({"alembic_version", "migrate_version"})
 # Tables whose Nova models were removed in Yoga (moved to the API DB in Newton, or
 # left by nova-network, cells v1, XenAPI, EC2 and volume snapshots). The schema keeps

@@ -27,17 +27,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from nova_audit_ops import secrets
-from nova_audit_ops.knobs import Knob
+from nova_audit_ops.clients import secrets
+from nova_audit_ops.engine.context import RunContext
+from nova_audit_ops.engine.report import Finding, Report, Status
+from nova_audit_ops.engine.state import marker_key
+from nova_audit_ops.engine.timing import cutoff
 from nova_audit_ops.nova.cells import Cell
-from nova_audit_ops.nova.shadow import ShadowPlan, reflect_plan
-from nova_audit_ops.report import Finding, Report, Status
-from nova_audit_ops.state import marker_key
-from nova_audit_ops.tasks.context import RunContext
-from nova_audit_ops.tasks.cutoff import before_knob, cutoff, retention_knob
-from nova_audit_ops.tasks.spec import TaskSpec
+from nova_audit_ops.nova.shadow import SHADOW_ASSET_ALIAS, ShadowPlan, reflect_plan
+from nova_audit_ops.settings.knobs import Knob
+from nova_audit_ops.settings.spec import TaskSpec, before_knob, retention_knob
 
-SHADOW_ASSET_ALIAS = "nova_audit_shadow_tables"
 SPEC = TaskSpec(
     name="archive_deleted_rows",
     family="database",

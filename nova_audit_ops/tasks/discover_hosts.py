@@ -25,14 +25,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from nova_audit_ops.clients.locks import named_lock
-from nova_audit_ops.knobs import Knob
+from nova_audit_ops.engine.context import RunContext
+from nova_audit_ops.engine.paging import Page, keyset_pages, resume_point, walk
+from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.host_mappings import host_cells
 from nova_audit_ops.nova.schema import table
-from nova_audit_ops.report import Finding, Report, Status
-from nova_audit_ops.tasks.context import RunContext
-from nova_audit_ops.tasks.paging import Page, keyset_pages, resume_point, walk
-from nova_audit_ops.tasks.spec import TaskSpec
+from nova_audit_ops.settings.knobs import Knob
+from nova_audit_ops.settings.spec import TaskSpec
 
 SPEC = TaskSpec(
     name="discover_hosts",

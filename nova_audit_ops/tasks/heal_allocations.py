@@ -34,14 +34,14 @@ from nova_audit_ops.clients.placement_allocations import (
     rewrite_consumer,
     usages,
 )
-from nova_audit_ops.knobs import Knob
+from nova_audit_ops.engine.context import RunContext
+from nova_audit_ops.engine.paging import Page, keyset_pages, resume_point, walk
+from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.nova import flavors
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.schema import table
-from nova_audit_ops.report import Finding, Report, Status
-from nova_audit_ops.tasks.context import RunContext
-from nova_audit_ops.tasks.paging import Page, keyset_pages, resume_point, walk
-from nova_audit_ops.tasks.spec import TaskSpec
+from nova_audit_ops.settings.knobs import Knob
+from nova_audit_ops.settings.spec import TaskSpec
 
 SPEC = TaskSpec(
     name="heal_allocations",

@@ -27,16 +27,16 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from nova_audit_ops.errors import DatabaseUnreachableError
-from nova_audit_ops.knobs import Knob
+from nova_audit_ops.engine.context import RunContext
+from nova_audit_ops.engine.paging import Page, keyset_pages, resume_point, walk
+from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.instances import MIGRATION_MARKER_PROJECT
 from nova_audit_ops.nova.locate import Whereabouts, locate
 from nova_audit_ops.nova.schema import table
-from nova_audit_ops.report import Finding, Report, Status
-from nova_audit_ops.tasks.context import RunContext
-from nova_audit_ops.tasks.paging import Page, keyset_pages, resume_point, walk
-from nova_audit_ops.tasks.spec import TaskSpec
+from nova_audit_ops.settings.errors import DatabaseUnreachableError
+from nova_audit_ops.settings.knobs import Knob
+from nova_audit_ops.settings.spec import TaskSpec
 
 SPEC = TaskSpec(
     name="heal_instance_mappings",
@@ -150,12 +150,12 @@ def _judge(
     report: Report,
 ) -> None:
     if cell is not None:
-        here = locate(ctx.engines, [cell], [m.instance_uuid for m in batch])
+        here = locate(ctx.engines.cell, [cell], [m.instance_uuid for m in batch])
         if not here.complete:
             raise DatabaseUnreachableError(f"cell {cell.label} database cannot be queried")
         batch = [m for m in batch if m.instance_uuid not in here.cells_of]
     others = [c for c in cells if cell is None or c.uuid != cell.uuid]
-    where = locate(ctx.engines, others, [m.instance_uuid for m in batch])
+    where = locate(ctx.engines.cell, others, [m.instance_uuid for m in batch])
     moves: dict[int, list[Mapping]] = {}
     orphans: list[Mapping] = []
     for mapping in batch:

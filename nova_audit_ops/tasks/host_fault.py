@@ -28,14 +28,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from nova_audit_ops.clients.compute import ComputeAPIError, ComputeClient
-from nova_audit_ops.errors import ConfigError, NovaAuditError
-from nova_audit_ops.knobs import Knob
+from nova_audit_ops.engine.context import RunContext
+from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.nova.services import ComputeService, compute_services
-from nova_audit_ops.report import Finding, Report, Status
-from nova_audit_ops.tasks.context import RunContext
-from nova_audit_ops.tasks.spec import TaskSpec
+from nova_audit_ops.settings.errors import ConfigError, NovaAuditError
+from nova_audit_ops.settings.knobs import Knob
+from nova_audit_ops.settings.spec import TaskSpec
 
 SPEC = TaskSpec(
     name="host_fault",

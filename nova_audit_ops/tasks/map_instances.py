@@ -27,13 +27,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import IntegrityError
 
+from nova_audit_ops.engine.context import RunContext
+from nova_audit_ops.engine.paging import keyset_pages, resume_point, walk
+from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.instances import is_queued_for_delete
 from nova_audit_ops.nova.schema import table
-from nova_audit_ops.report import Finding, Report, Status
-from nova_audit_ops.tasks.context import RunContext
-from nova_audit_ops.tasks.paging import keyset_pages, resume_point, walk
-from nova_audit_ops.tasks.spec import TaskSpec
+from nova_audit_ops.settings.spec import TaskSpec
 
 SPEC = TaskSpec(
     name="map_instances",

@@ -26,14 +26,14 @@ import sqlalchemy as sa
 
 from nova_audit_ops.clients.placement import PROVIDERS_MV, PlacementError
 from nova_audit_ops.clients.placement_consumers import remove_provider_part
-from nova_audit_ops.errors import DatabaseUnreachableError
-from nova_audit_ops.knobs import Knob
+from nova_audit_ops.engine.context import RunContext
+from nova_audit_ops.engine.report import Finding, Report, Status
+from nova_audit_ops.engine.state import marker_key
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.schema import table
-from nova_audit_ops.report import Finding, Report, Status
-from nova_audit_ops.state import marker_key
-from nova_audit_ops.tasks.context import RunContext
-from nova_audit_ops.tasks.spec import TaskSpec
+from nova_audit_ops.settings.errors import DatabaseUnreachableError
+from nova_audit_ops.settings.knobs import Knob
+from nova_audit_ops.settings.spec import TaskSpec
 
 SPEC = TaskSpec(
     name="orphaned_allocations",

@@ -15,20 +15,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from keystoneauth1 import exceptions as ksa_exceptions
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from nova_audit_ops.clients import secrets
+from nova_audit_ops.clients.cinder import server_versions
 from nova_audit_ops.clients.placement import PlacementError
-from nova_audit_ops.errors import NovaAuditError
-from nova_audit_ops.knobs import Knob
+from nova_audit_ops.engine.context import RunContext
+from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.host_mappings import host_cells
-from nova_audit_ops.nova.schema import table
-from nova_audit_ops.nova.services import ComputeService, compute_services
-from nova_audit_ops.report import Finding, Report, Status
-from nova_audit_ops.tasks.context import RunContext
-from nova_audit_ops.tasks.preflight_apis import check_problem, cinder_check, placement_check
-from nova_audit_ops.tasks.spec import TaskSpec
+from nova_audit_ops.nova.schema import schema_revision, table
+from nova_audit_ops.nova.services import (
+    ComputeService,
+    compute_nodes,
+    compute_services,
+    conductor_version,
+)
+from nova_audit_ops.settings.errors import NovaAuditError
+from nova_audit_ops.settings.knobs import Knob
+from nova_audit_ops.settings.spec import TaskSpec
 
 SPEC = TaskSpec(
     name="preflight",
@@ -61,6 +68,10 @@ SPEC = TaskSpec(
     live_state=True,
 )
 GLOBAL_LABEL = "deployment"
+# nova-status's minimums: Placement 1.36 (the scheduler's same_subtree) and Cinder 3.44
+# (volume attachment records).
+MIN_PLACEMENT_MICROVERSION = "1.36"
+MIN_CINDER_MICROVERSION = "3.44"
 
 
 def _check(report: Report, name: str, problems: Sequence[Finding], skipped: str = "") -> None:
@@ -79,6 +90,82 @@ def _check(report: Report, name: str, problems: Sequence[Finding], skipped: str 
         report.add(finding)
 
 
+def _version_tuple(text: str) -> tuple[int, int]:
+    """'1.36' → (1, 36); a malformed version sorts lowest."""
+    try:
+        major, minor = text.split(".", 1)
+        return int(major), int(minor)
+    except ValueError:
+        return (0, 0)
+
+
+def check_problem(
+    name: str, problem: str, fix: str, *, failure: bool = False, cell: str | None = None
+) -> Finding:
+    """A preflight finding: the check's name, what is wrong, and the command that fixes it."""
+    return Finding(
+        kind="check",
+        object_id=name,
+        cell=cell,
+        problem=secrets.scrub(problem),
+        action="nothing: preflight only reports",
+        status=Status.FAILED if failure else Status.LEFT,
+        fix=fix,
+    )
+
+
+def _placement_check(ctx: RunContext) -> list[Finding]:
+    """Placement reachable with our credentials and new enough for Nova."""
+    name = "Placement API"
+    fix = "check the [placement] section (auth, endpoint, region_name, valid_interfaces)"
+    try:
+        document = ctx.placement.get("/", "1.0")
+        max_version = str(document["versions"][0]["max_version"])
+    except NovaAuditError as exc:  # no [placement] section, or unreachable
+        return [check_problem(name, str(exc), fix, failure=True)]
+    except PlacementError as exc:
+        return [check_problem(name, f"Placement refused the request: {exc}", fix, failure=True)]
+    except ksa_exceptions.ClientException as exc:
+        problem = f"Placement cannot be used ({type(exc).__name__}: {exc})"
+        return [check_problem(name, problem, fix, failure=True)]
+    except (KeyError, IndexError, TypeError):
+        problem = "Placement's version document has no max_version"
+        return [check_problem(name, problem, fix, failure=True)]
+    if _version_tuple(max_version) < _version_tuple(MIN_PLACEMENT_MICROVERSION):
+        problem = (
+            f"Placement API {MIN_PLACEMENT_MICROVERSION} needed, this Placement offers "
+            f"{max_version}"
+        )
+        return [check_problem(name, problem, "upgrade Placement", failure=True)]
+    return []
+
+
+def _cinder_check(ctx: RunContext) -> tuple[list[Finding], str]:
+    """Cinder's volume API v3 at 3.44 or newer; skipped where Cinder is not configured.
+
+    As in nova-status, an error reaching Cinder is a warning (the check could
+    not decide) and a Cinder that is too old is a failure.
+    """
+    name = "Cinder API"
+    if not ctx.config.cinder.get("auth_type") and not ctx.config.cinder.get("auth_plugin"):
+        return [], "no [cinder] auth_type in the config"
+    fix = "check the [cinder] section (auth, catalog_info or endpoint_override, region)"
+    try:
+        _, max_version = server_versions(ctx.config.cinder)
+    except NovaAuditError as exc:
+        return [check_problem(name, str(exc), fix, failure=True)], ""
+    except (ksa_exceptions.ClientException, LookupError) as exc:
+        problem = f"unable to determine the Cinder API version ({type(exc).__name__}: {exc})"
+        return [check_problem(name, problem, fix)], ""
+    if _version_tuple(max_version) < _version_tuple(MIN_CINDER_MICROVERSION):
+        problem = (
+            f"Cinder API {MIN_CINDER_MICROVERSION} or newer is required, this Cinder offers "
+            f"{max_version}"
+        )
+        return [check_problem(name, problem, "upgrade Cinder", failure=True)], ""
+    return [], ""
+
+
 # --------------------------------------------------------------------------- global
 
 
@@ -88,8 +175,8 @@ def run_global(ctx: RunContext, cells: Sequence[Cell]) -> Report:
     report.cells_checked.append(GLOBAL_LABEL)
     _check(report, "Cells v2", _cells_v2(ctx, cells))
     _check(report, "Cell schema revisions", _schema_revisions(ctx, cells))
-    _check(report, "Placement API", placement_check(ctx))
-    problems, skipped = cinder_check(ctx)
+    _check(report, "Placement API", _placement_check(ctx))
+    problems, skipped = _cinder_check(ctx)
     _check(report, "Cinder API", problems, skipped)
     return report
 
@@ -134,17 +221,12 @@ def _count_compute_nodes(ctx: RunContext, cell: Cell) -> int:
         return 0  # the cell's own checks report an unreachable database
 
 
-def _schema_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-
-
 def _schema_revisions(ctx: RunContext, cells: Sequence[Cell]) -> list[Finding]:
     """Every reachable cell database on the same Nova schema revision."""
     revisions: dict[str, list[str]] = {}
     for cell in cells:
         try:
-            revision = _schema_revision(ctx.engines.cell(cell)) or "none"
+            revision = schema_revision(ctx.engines.cell(cell)) or "none"
         except (SQLAlchemyError, NovaAuditError):
             continue
         revisions.setdefault(revision, []).append(cell.label)
@@ -171,7 +253,7 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     prefix = f"{cell.label}: "
     if not cell.is_cell0:
         services = compute_services(engine)
-        nodes = _compute_nodes(engine)
+        nodes = compute_nodes(engine)
         _check(
             report, prefix + "Compute service versions", _old_computes(ctx, cell, engine, services)
         )
@@ -181,14 +263,6 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
         _check(report, prefix + "Compute node providers", problems, skipped)
     _check(report, prefix + "Instance mappings", _mapping_counts(ctx, cell, engine))
     return report
-
-
-def _compute_nodes(engine: Engine) -> list[sa.Row]:
-    """The cell's undeleted compute nodes: uuid, host, mapped."""
-    cn = table(engine, "compute_nodes")
-    with engine.connect() as conn:
-        query = sa.select(cn.c.uuid, cn.c.host, cn.c.mapped).where(cn.c.deleted == 0)
-        return list(conn.execute(query.order_by(cn.c.id)))
 
 
 def _old_computes(
@@ -206,7 +280,7 @@ def _old_computes(
         old, failure = [s for s in computes if s.version < minimum], True
         why = f"older than {minimum}, the oldest this Nova supports"
     else:
-        conductor = _conductor_version(engine)
+        conductor = conductor_version(engine)
         old, failure = [s for s in computes if conductor and s.version < conductor], False
         why = f"older than the cell's nova-conductor ({conductor}): an upgrade in progress"
     return [
@@ -220,18 +294,6 @@ def _old_computes(
         )
         for s in old
     ]
-
-
-def _conductor_version(engine: Engine) -> int:
-    """The newest service version of the cell's running nova-conductor services."""
-    services = table(engine, "services")
-    with engine.connect() as conn:
-        version = conn.execute(
-            sa.select(sa.func.max(services.c.version)).where(
-                services.c.deleted == 0, services.c.binary == "nova-conductor"
-            )
-        ).scalar()
-    return int(version or 0)
 
 
 def _down_computes(ctx: RunContext, cell: Cell, services: list[ComputeService]) -> list[Finding]:

@@ -16,13 +16,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from nova_audit_ops.engine.context import RunContext
+from nova_audit_ops.engine.report import Finding, Report, Status
+from nova_audit_ops.engine.timing import cutoff
 from nova_audit_ops.nova.cells import Cell
-from nova_audit_ops.nova.shadow import purgeable
-from nova_audit_ops.report import Finding, Report, Status
-from nova_audit_ops.tasks.archive_deleted_rows import SHADOW_ASSET_ALIAS
-from nova_audit_ops.tasks.context import RunContext
-from nova_audit_ops.tasks.cutoff import before_knob, cutoff, retention_knob
-from nova_audit_ops.tasks.spec import TaskSpec
+from nova_audit_ops.nova.shadow import SHADOW_ASSET_ALIAS, purgeable
+from nova_audit_ops.settings.spec import TaskSpec, before_knob, retention_knob
 
 SPEC = TaskSpec(
     name="purge_shadow_tables",

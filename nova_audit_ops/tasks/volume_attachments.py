@@ -39,15 +39,15 @@ from nova_audit_ops.clients.cinder import (
     list_attachments,
     make_cinder,
 )
-from nova_audit_ops.errors import ConfigError, NovaAuditError
-from nova_audit_ops.knobs import Knob
+from nova_audit_ops.engine.context import RunContext
+from nova_audit_ops.engine.paging import keyset_pages
+from nova_audit_ops.engine.report import Finding, Report, Status
+from nova_audit_ops.engine.state import marker_key
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.schema import table
-from nova_audit_ops.report import Finding, Report, Status
-from nova_audit_ops.state import marker_key
-from nova_audit_ops.tasks.context import RunContext
-from nova_audit_ops.tasks.paging import keyset_pages
-from nova_audit_ops.tasks.spec import TaskSpec
+from nova_audit_ops.settings.errors import ConfigError, NovaAuditError
+from nova_audit_ops.settings.knobs import Knob
+from nova_audit_ops.settings.spec import TaskSpec
 
 SPEC = TaskSpec(
     name="volume_attachments",

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from nova_audit_ops.report import Code
+from nova_audit_ops.engine.report import Code
 from testbed import airflow_stack, drift
 from tests import support
 

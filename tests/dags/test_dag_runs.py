@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from nova_audit_ops.report import Code, Status
+from nova_audit_ops.engine.report import Code, Status
 from testbed import drift
 from testbed.airflow_env import (
     airflow_env,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nova_audit_ops.tasks.registry import TASKS
+from nova_audit_ops.registry import TASKS
 from testbed.airflow_env import DAGS_FOLDER
 
 DAG_FILES = sorted(DAGS_FOLDER.glob("nova_audit_*.py"))
@@ -88,7 +88,7 @@ def test_params_accept_good_values(dagbag) -> None:  # type: ignore[no-untyped-d
 
 
 def test_archive_runs_in_a_window_and_purge_on_its_assets(dagbag) -> None:  # type: ignore[no-untyped-def]
-    from nova_audit_ops.timetables import MaintenanceWindowTimetable
+    from nova_audit_ops.glue.timetables import MaintenanceWindowTimetable
 
     archive = dagbag.dags["nova_audit_archive_deleted_rows"]
     assert isinstance(archive.timetable, MaintenanceWindowTimetable)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from nova_audit_ops.report import Code
+from nova_audit_ops.engine.report import Code
 from testbed import airflow_stack
 from tests import support
 from tests.tasks.test_archive_deleted_rows import delete_instances

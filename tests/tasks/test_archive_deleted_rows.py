@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 import testbed
-from nova_audit_ops.report import Code, Status
-from nova_audit_ops.state import MemoryStateStore
+from nova_audit_ops.engine.report import Code, Status
+from nova_audit_ops.engine.state import MemoryStateStore
 from nova_audit_ops.tasks import archive_deleted_rows
 from tests import support
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from nova_audit_ops.report import Code, Status
-from nova_audit_ops.state import MemoryStateStore
+from nova_audit_ops.engine.report import Code, Status
+from nova_audit_ops.engine.state import MemoryStateStore
 from nova_audit_ops.tasks import discover_hosts
 from tests import support
 

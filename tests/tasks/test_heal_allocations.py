@@ -9,8 +9,8 @@ import pytest
 
 import testbed
 from nova_audit_ops.clients.placement import PlacementClient, PlacementError
-from nova_audit_ops.report import Code, Status
-from nova_audit_ops.state import MemoryStateStore
+from nova_audit_ops.engine.report import Code, Status
+from nova_audit_ops.engine.state import MemoryStateStore
 from testbed.placement import PlacementAPI
 from tests import support
 

@@ -7,7 +7,7 @@ import uuid as uuidlib
 from pathlib import Path
 from typing import Any
 
-from nova_audit_ops.report import Code, Status
+from nova_audit_ops.engine.report import Code, Status
 from tests import support
 
 LATER = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)  # every row is past its grace

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from nova_audit_ops.errors import ConfigError
-from nova_audit_ops.report import Code, Status
+from nova_audit_ops.engine.report import Code, Status
+from nova_audit_ops.settings.errors import ConfigError
 from testbed import nova_api
 from tests import support
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from nova_audit_ops.report import Code, Status
-from nova_audit_ops.state import MemoryStateStore
+from nova_audit_ops.engine.report import Code, Status
+from nova_audit_ops.engine.state import MemoryStateStore
 from nova_audit_ops.tasks import map_instances
 from tests import support
 

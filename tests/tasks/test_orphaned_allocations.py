@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 import testbed
-from nova_audit_ops.report import Code, Status
-from nova_audit_ops.state import MemoryStateStore
+from nova_audit_ops.engine.report import Code, Status
+from nova_audit_ops.engine.state import MemoryStateStore
 from tests import support
 
 T0 = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)

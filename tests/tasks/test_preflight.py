@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 import testbed
-from nova_audit_ops.errors import ConfigError
-from nova_audit_ops.report import Code, Status
+from nova_audit_ops.engine.report import Code, Status
+from nova_audit_ops.settings.errors import ConfigError
 from testbed.placement import PlacementAPI
 from tests import support
 

@@ -6,7 +6,7 @@ import uuid as uuidlib
 from typing import Any
 
 import testbed
-from nova_audit_ops.report import Code, Status
+from nova_audit_ops.engine.report import Code, Status
 from testbed.placement import PlacementAPI
 from tests import support
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from nova_audit_ops.report import Code, Status
-from nova_audit_ops.state import MemoryStateStore
+from nova_audit_ops.engine.report import Code, Status
+from nova_audit_ops.engine.state import MemoryStateStore
 from testbed import cinder as cinder_bed
 from tests import support
 

@@ -1,0 +1,82 @@
+"""Everything one task run works with, handed in explicitly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from nova_audit_ops.clients.db import Engines
+from nova_audit_ops.clients.placement import PlacementClient
+from nova_audit_ops.engine.report import Report
+from nova_audit_ops.engine.state import MemoryStateStore, StateStore, marker_key
+from nova_audit_ops.engine.timing import Deadline
+from nova_audit_ops.nova.cells import Cell, list_cells
+from nova_audit_ops.settings.config import AuditConfig
+from nova_audit_ops.settings.errors import ConfigError
+from nova_audit_ops.settings.spec import TaskSpec
+
+
+@dataclass
+class RunContext:
+    """Collaborators of a run: engines, validated options, deadline, reference time.
+
+    `reference_time` is the end of the run's data interval (or the moment a
+    one-shot CLI run started); cut-offs and grace periods are measured from it,
+    never from now(), so backfills and reruns mean something.
+    """
+
+    spec: TaskSpec
+    config: AuditConfig
+    options: dict[str, Any]
+    engines: Engines
+    deadline: Deadline
+    reference_time: dt.datetime
+    state: StateStore = field(default_factory=MemoryStateStore)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("nova_audit"))
+    _cells: list[Cell] | None = field(default=None, init=False, repr=False)
+    _placement: PlacementClient | None = field(default=None, init=False, repr=False)
+    # What one step of a run read and a later step of the same process may reuse
+    # (e.g. provider allocations): an optimisation only, never needed for correctness.
+    scratch: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def mode(self) -> str:
+        return str(self.options["mode"])
+
+    @property
+    def heal(self) -> bool:
+        return self.mode == "heal"
+
+    def new_report(self) -> Report:
+        return Report(task=self.spec.name, mode=self.mode)
+
+    def all_cells(self) -> list[Cell]:
+        """Every cell in cell_mappings, read once per run."""
+        if self._cells is None:
+            self._cells = list_cells(self.engines.api)
+        return list(self._cells)
+
+    @property
+    def placement(self) -> PlacementClient:
+        """The Placement client, built on first use from the [placement] section."""
+        if self._placement is None:
+            if not self.config.placement:
+                raise ConfigError(
+                    f"{self.spec.name} needs Placement: add a [placement] section with "
+                    "keystoneauth1 options to the config file (see docs/configuration.md)"
+                )
+            self._placement = PlacementClient.from_options(self.config.placement)
+        return self._placement
+
+    def must_stop(self, batches_done: int) -> bool:
+        """True when the deadline passed or the per-cell batch limit is reached."""
+        limit = int(self.options.get("max_batches") or 0)
+        return self.deadline.expired() or bool(limit and batches_done >= limit)
+
+    def load_marker(self, cell_uuid: str) -> dict[str, Any] | None:
+        return self.state.get(marker_key(self.spec.name, cell_uuid))
+
+    def save_marker(self, cell_uuid: str, marker: dict[str, Any] | None) -> None:
+        self.state.put(marker_key(self.spec.name, cell_uuid), marker)

@@ -1,0 +1,93 @@
+"""The per-cell operators: list the cells, run one task for one cell.
+
+A bad param or an unknown cell fails the run at `list_cells` without retries
+(retrying cannot fix it) and before anything is written. An unreachable cell
+fails that cell's task only, after its report has been pushed for the summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from nova_audit_ops import runner
+from nova_audit_ops.clients import secrets
+from nova_audit_ops.glue import runtime
+from nova_audit_ops.glue.assets import announce
+from nova_audit_ops.glue.hooks.nova import NovaHook
+from nova_audit_ops.glue.xcom import push_report
+from nova_audit_ops.nova.cells import Cell
+from nova_audit_ops.settings.errors import DatabaseUnreachableError, NovaAuditError
+
+
+class ListCellsOperator(BaseOperator):
+    """Validate the run's params and return the cells to work on (no secrets)."""
+
+    ui_color = "#e8f1fb"
+
+    def __init__(self, *, nova_task: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.nova_task = nova_task
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        ctx = None
+        try:
+            ctx = runtime.open_context(self.nova_task, context)
+            cells = runner.chosen_cells(ctx)
+        except DatabaseUnreachableError:
+            raise  # may be transient: let Airflow retry
+        except NovaAuditError as exc:
+            raise AirflowFailException(secrets.scrub(str(exc))) from None
+        finally:
+            if ctx is not None:
+                ctx.engines.dispose()
+        self.log.info("cells to check: %s", ", ".join(c.label for c in cells) or "none")
+        return [cell.public() for cell in cells]
+
+
+class CellTaskOperator(BaseOperator):
+    """Run one nova-audit task for one cell; expanded over list_cells' output."""
+
+    ui_color = "#eaf7ea"
+
+    def __init__(self, *, nova_task: str, cell: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.nova_task = nova_task
+        self.cell = cell
+
+    def execute(self, context: Context) -> None:
+        hook = NovaHook()
+        ctx = runtime.open_context(self.nova_task, context, hook)
+        try:
+            cell = self._find_cell(ctx.all_cells())
+            override = hook.cell_override(cell.uuid, cell.name)
+            if override:
+                ctx.engines.override(cell.uuid, override)
+            report = runner.run_cell(ctx, cell)
+        finally:
+            ctx.engines.dispose()
+        data = push_report(context, report)
+        if ctx.spec.asset_alias and ctx.heal and not report.cells_failed:
+            announce(context, ctx.spec.asset_alias, cell, report)
+        self.log.info(
+            "cell %s: code %s, counts %s, more work: %s",
+            cell.label,
+            data["code"],
+            data["counts"],
+            data["more_work"],
+        )
+        if report.cells_failed:
+            problems = "; ".join(f.problem for f in report.findings if f.kind == "cell")
+            raise AirflowException(f"cell {cell.label} not checked: {secrets.scrub(problems)}")
+
+    def _find_cell(self, cells: Sequence[Cell]) -> Cell:
+        for cell in cells:
+            if cell.uuid == self.cell.get("uuid"):
+                return cell
+        raise AirflowFailException(
+            f"cell {self.cell.get('name') or self.cell.get('uuid')} is no longer in "
+            "cell_mappings: rerun the DAG to pick up the current cells"
+        )

@@ -1,0 +1,204 @@
+"""What every task declares about itself: name, family, knobs, shipped defaults.
+
+The DAG params, the CLI options and the config keys are all generated from a
+task's knobs, so the one-shot command and the DAG offer the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from nova_audit_ops.settings.knobs import Knob
+from nova_audit_ops.settings.validators import (
+    check_before,
+    check_days,
+    check_schedule,
+    check_timezone,
+    check_window,
+)
+
+MODES = ("audit", "heal")
+
+
+MODE = Knob(
+    "mode",
+    "choice",
+    "audit",
+    "audit reports what would change and writes nothing; heal repairs.",
+    choices=MODES,
+)
+AUDIT_ONLY = Knob(
+    "mode",
+    "choice",
+    "audit",
+    "This task only reports: audit is its only mode.",
+    choices=("audit",),
+)
+CELLS = Knob(
+    "cells",
+    "list",
+    [],
+    "Cell names or uuids to work on; empty means every cell.",
+)
+BATCH_SIZE = Knob(
+    "batch_size",
+    "int",
+    1000,
+    "Objects handled per batch (one transaction per batch).",
+    minimum=1,
+    maximum=100_000,
+)
+TIME_BUDGET = Knob(
+    "time_budget",
+    "int",
+    3600,
+    "Seconds a run may work before it stops between batches (0 = no limit).",
+    minimum=0,
+    maximum=7 * 24 * 3600,
+)
+MAX_BATCHES = Knob(
+    "max_batches",
+    "int",
+    0,
+    "Stop after this many batches per cell and resume next run (0 = no limit).",
+    minimum=0,
+    maximum=1_000_000,
+)
+COMMON_KNOBS: tuple[Knob, ...] = (MODE, CELLS, BATCH_SIZE, MAX_BATCHES, TIME_BUDGET)
+
+GLOBAL_KNOBS: tuple[Knob, ...] = (
+    Knob(
+        "state_dir",
+        "str",
+        os.path.join(
+            os.environ.get("XDG_STATE_HOME", os.path.expanduser("~/.local/state")), "nova-audit"
+        ),
+        "Directory for the CLI's resume markers (DAG runs use Airflow Variables).",
+        param=False,
+    ),
+)
+
+SCHEDULE_KNOBS: tuple[Knob, ...] = (
+    Knob("enabled", "bool", True, "Whether the DAG is generated at all.", param=False),
+    Knob(
+        "retries",
+        "int",
+        2,
+        "Airflow retries of each task (an unreachable database is often transient).",
+        param=False,
+        minimum=2,
+        maximum=20,
+    ),
+    Knob(
+        "pool",
+        "str",
+        "default_pool",
+        "Airflow pool of the DAG's tasks; a pool with few slots bounds the cells run at once.",
+        param=False,
+    ),
+    Knob(
+        "retry_delay",
+        "int",
+        120,
+        "Seconds before the first retry; doubles on each further retry.",
+        param=False,
+        minimum=1,
+        maximum=24 * 3600,
+    ),
+    Knob(
+        "schedule",
+        "str",
+        None,
+        "Cron expression or preset for the DAG; none for manual runs only.",
+        param=False,
+        check=check_schedule,
+    ),
+    Knob(
+        "window",
+        "str",
+        None,
+        "Maintenance window HH:MM-HH:MM; runs stop at its end.",
+        param=False,
+        check=check_window,
+    ),
+    Knob(
+        "window_days",
+        "list",
+        ["*"],
+        "Days the window is open (mon..sun, or *).",
+        param=False,
+        check=check_days,
+    ),
+    Knob(
+        "timezone",
+        "str",
+        "UTC",
+        "Time zone of the window.",
+        param=False,
+        check=check_timezone,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A maintenance task as the config, the CLI and the DAG factory see it."""
+
+    name: str
+    family: str
+    summary: str
+    knobs: tuple[Knob, ...] = ()
+    defaults: dict[str, Any] = field(default_factory=dict)  # overrides of common defaults
+    skips_cell0: bool = False
+    global_step: bool = False  # also has run_global(ctx, cells) for work no cell owns
+    asset_alias: str | None = None  # heal runs of each cell update an Asset through this alias
+    triggered_by: str | None = None  # the DAG is scheduled on this Asset alias, not a clock
+    aliases: tuple[str, ...] = ()  # other CLI names, e.g. `purge`
+    read_only: bool = False  # audit is its only mode (checks that repair nothing)
+    live_state: bool = False  # judges the present (service liveness): wall clock, not interval
+
+    def all_knobs(self) -> tuple[Knob, ...]:
+        common = COMMON_KNOBS
+        if self.read_only:
+            common = tuple(AUDIT_ONLY if k is MODE else k for k in COMMON_KNOBS)
+        return common + SCHEDULE_KNOBS + self.knobs
+
+    def param_knobs(self) -> tuple[Knob, ...]:
+        return tuple(k for k in self.all_knobs() if k.param)
+
+    def knob(self, name: str) -> Knob:
+        for knob in self.all_knobs():
+            if knob.name == name:
+                return knob
+        raise KeyError(name)
+
+    def validate_params(self, values: dict[str, Any], where: str) -> dict[str, Any]:
+        """Validate run-time values (DAG params or CLI options) against the knobs."""
+        checked = dict(values)
+        for knob in self.param_knobs():
+            if knob.name in values:
+                checked[knob.name] = knob.parse(values[knob.name], where)
+        return checked
+
+
+def before_knob(what: str) -> Knob:
+    return Knob(
+        "before",
+        "str",
+        None,
+        f"{what} rows deleted before this ISO date-time (UTC); overrides retention_days.",
+        check=check_before,
+    )
+
+
+def retention_knob(default: int, what: str) -> Knob:
+    return Knob(
+        "retention_days",
+        "int",
+        default,
+        f"{what} rows deleted more than this many days before the end of the run's data interval.",
+        minimum=0,
+        maximum=36500,
+    )
