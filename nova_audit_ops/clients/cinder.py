@@ -171,3 +171,31 @@ def delete_attachment(client: Any, attachment_id: str) -> bool:
     except cinder_exceptions.ClientException as exc:
         raise CinderError(str(exc)) from None
     return True
+
+
+class CinderClient:
+    """The few Cinder calls nova-audit makes; callers never see cinderclient objects.
+
+    The cinderclient client is built on the first call that needs it.
+    """
+
+    def __init__(self, options: Mapping[str, str]) -> None:
+        self._options = dict(options)
+        self._client: Any = None
+
+    def _cinder(self) -> Any:
+        if self._client is None:
+            self._client = make_cinder(self._options)
+        return self._client
+
+    def list_attachments(self) -> list[Attachment]:
+        """Every attachment of every project (needs the admin role)."""
+        return list_attachments(self._cinder())
+
+    def delete_attachment(self, attachment_id: str) -> bool:
+        """Delete an attachment through Cinder; False if it was already gone."""
+        return delete_attachment(self._cinder(), attachment_id)
+
+    def server_versions(self) -> tuple[str, str]:
+        """Cinder's v3 (min, max) microversions, read from its version document."""
+        return server_versions(self._options)

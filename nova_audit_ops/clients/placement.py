@@ -1,13 +1,17 @@
 """A small Placement client: explicit microversions, generations, bulk reads.
 
 Every call names the microversion it was written for, so a Placement upgrade
-never changes what nova-audit sees.
+never changes what nova-audit sees. Writes guarded by a generation (provider
+aggregates, consumer allocations) go through one read → change → write loop
+that re-reads on a 409 conflict, at most GENERATION_CONFLICT_ATTEMPTS times.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlencode
 
 from keystoneauth1 import adapter, exceptions
 
@@ -19,6 +23,14 @@ from nova_audit_ops.settings.errors import ServiceUnreachableError
 ALLOCATIONS_MV = "1.28"
 AGGREGATES_MV = "1.19"
 PROVIDERS_MV = "1.14"
+MEMBER_OF_MV = "1.3"
+USAGES_MV = "1.9"
+VERSIONS_MV = "1.0"
+# Attempts at one generation-guarded write before a 409 conflict is final.
+GENERATION_CONFLICT_ATTEMPTS = 5
+
+R = TypeVar("R")
+AllocationsChange = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
 class PlacementError(Exception):
@@ -27,6 +39,18 @@ class PlacementError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"Placement returned {status}: {message}")
         self.status = status
+
+
+@dataclass(frozen=True)
+class Rewrite(Generic[R]):
+    """What one attempt of a guarded write sends, and what the caller gets back.
+
+    `method` is "PUT" (with `body`) or "DELETE"; None means nothing to write.
+    """
+
+    result: R
+    method: str | None = None
+    body: Any = None
 
 
 class PlacementClient:
@@ -93,3 +117,120 @@ class PlacementClient:
     def provider_aggregates(self, rp_uuid: str) -> dict[str, Any]:
         """A provider's aggregates and generation."""
         return dict(self.get(f"/resource_providers/{rp_uuid}/aggregates", AGGREGATES_MV))
+
+    def providers_in_aggregate(self, aggregate_uuid: str) -> set[str]:
+        """Uuids of every provider that is a member of the aggregate (one request)."""
+        data = self.get(f"/resource_providers?member_of={aggregate_uuid}", MEMBER_OF_MV)
+        return {rp["uuid"] for rp in data["resource_providers"]}
+
+    def usages(self, project_id: str, user_id: str) -> dict[str, int]:
+        """Placement's total usage of one project and user (one request)."""
+        query = "/usages?" + urlencode({"project_id": project_id, "user_id": user_id})
+        return {k: int(v) for k, v in self.get(query, USAGES_MV)["usages"].items()}
+
+    def max_microversion(self) -> str:
+        """The newest microversion this Placement offers, from its version document."""
+        document = self.get("/", VERSIONS_MV)
+        return str(document["versions"][0]["max_version"])
+
+    def rewrite_guarded(self, path: str, microversion: str, plan: Callable[[Any], Rewrite[R]]) -> R:
+        """Read `path`, let `plan` decide the write, send it; a 409 re-reads and retries.
+
+        `plan` builds the write from what was read, generation included, so a
+        retry starts from Placement's current state. After
+        GENERATION_CONFLICT_ATTEMPTS conflicts the last PlacementError is raised.
+        """
+        for attempt in range(1, GENERATION_CONFLICT_ATTEMPTS + 1):
+            rewrite = plan(self.get(path, microversion))
+            try:
+                if rewrite.method == "PUT":
+                    self.put(path, rewrite.body, microversion)
+                elif rewrite.method == "DELETE":
+                    self.delete(path, microversion)
+                return rewrite.result
+            except PlacementError as exc:
+                if exc.status != 409 or attempt == GENERATION_CONFLICT_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def change_provider_aggregates(
+        self, rp_uuid: str, change: Callable[[set[str]], set[str]]
+    ) -> set[str]:
+        """Apply `change` to a provider's aggregates; returns the aggregates written.
+
+        Raises PlacementError (404: no such provider).
+        """
+
+        def plan(current: dict[str, Any]) -> Rewrite[set[str]]:
+            before = set(current["aggregates"])
+            after = change(before)
+            if after == before:
+                return Rewrite(after)
+            body = {
+                "aggregates": sorted(after),
+                "resource_provider_generation": current["resource_provider_generation"],
+            }
+            return Rewrite(after, "PUT", body)
+
+        return self.rewrite_guarded(
+            f"/resource_providers/{rp_uuid}/aggregates", AGGREGATES_MV, plan
+        )
+
+    def rewrite_consumer(self, consumer: str, change: AllocationsChange) -> dict[str, Any] | None:
+        """Let `change` build the consumer's new allocations (None: nothing to do), PUT them.
+
+        Returns the body written, with the consumer generation it was written at.
+        """
+
+        def plan(current: dict[str, Any]) -> Rewrite[dict[str, Any] | None]:
+            body = change(current)
+            if body is None:
+                return Rewrite(None)
+            body["consumer_generation"] = current.get("consumer_generation")
+            return Rewrite(body, "PUT", body)
+
+        return self.rewrite_guarded(f"/allocations/{consumer}", ALLOCATIONS_MV, plan)
+
+    def create_consumer(self, consumer: str, change: AllocationsChange) -> dict[str, Any] | None:
+        """Write allocations for a consumer Placement should not know yet, in one request.
+
+        `consumer_generation: null` only succeeds for a new consumer; if it exists
+        after all (409), fall back to rewrite_consumer and let `change` decide.
+        """
+        body = change({})
+        if body is None:
+            return None
+        try:
+            self.put(
+                f"/allocations/{consumer}", {**body, "consumer_generation": None}, ALLOCATIONS_MV
+            )
+            return body
+        except PlacementError as exc:
+            if exc.status != 409:
+                raise
+        return self.rewrite_consumer(consumer, change)
+
+    def remove_provider_part(self, consumer: str, rp_uuid: str) -> bool:
+        """Drop the consumer's allocations against rp_uuid, keeping its other providers' parts.
+
+        Returns False when there was nothing to remove; the last part goes by DELETE.
+        """
+
+        def plan(current: dict[str, Any]) -> Rewrite[bool]:
+            allocations = dict(current.get("allocations") or {})
+            if rp_uuid not in allocations:
+                return Rewrite(False)
+            del allocations[rp_uuid]
+            if not allocations:
+                return Rewrite(True, "DELETE")
+            body = {
+                "allocations": {
+                    rp: {"resources": part["resources"]} for rp, part in allocations.items()
+                },
+                "project_id": current["project_id"],
+                "user_id": current["user_id"],
+                "consumer_generation": current["consumer_generation"],
+            }
+            return Rewrite(True, "PUT", body)
+
+        return self.rewrite_guarded(f"/allocations/{consumer}", ALLOCATIONS_MV, plan)

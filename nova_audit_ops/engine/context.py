@@ -7,15 +7,34 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from nova_audit_ops.clients.cinder import Attachment, CinderClient
+from nova_audit_ops.clients.compute import ComputeClient
 from nova_audit_ops.clients.db import Engines
 from nova_audit_ops.clients.placement import PlacementClient
 from nova_audit_ops.engine.report import Report
-from nova_audit_ops.engine.state import MemoryStateStore, StateStore, marker_key
+from nova_audit_ops.engine.state import MarkerKind, MemoryStateStore, StateStore, marker_key
 from nova_audit_ops.engine.timing import Deadline
 from nova_audit_ops.nova.cells import Cell, list_cells
 from nova_audit_ops.settings.config import AuditConfig
 from nova_audit_ops.settings.errors import ConfigError
 from nova_audit_ops.settings.spec import TaskSpec
+
+
+@dataclass
+class RunMemos:
+    """What one step of a run read and a later step in the same process may reuse.
+
+    An optimisation only, never needed for correctness: an empty memo means
+    "read it again", and a run in another process starts with empty memos.
+    """
+
+    # heal_allocations: provider uuid -> its allocations by consumer, kept current by
+    # its own writes, shared by run_cell and run_global.
+    provider_allocations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # preflight: every resource provider's uuid.
+    provider_uuids: set[str] | None = None
+    # volume_attachments: Cinder's attachments that belong to a server.
+    attachments: list[Attachment] | None = None
 
 
 @dataclass
@@ -37,9 +56,9 @@ class RunContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("nova_audit"))
     _cells: list[Cell] | None = field(default=None, init=False, repr=False)
     _placement: PlacementClient | None = field(default=None, init=False, repr=False)
-    # What one step of a run read and a later step of the same process may reuse
-    # (e.g. provider allocations): an optimisation only, never needed for correctness.
-    scratch: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _compute: ComputeClient | None = field(default=None, init=False, repr=False)
+    _cinder: CinderClient | None = field(default=None, init=False, repr=False)
+    memos: RunMemos = field(default_factory=RunMemos, init=False, repr=False)
 
     @property
     def mode(self) -> str:
@@ -70,13 +89,39 @@ class RunContext:
             self._placement = PlacementClient.from_options(self.config.placement)
         return self._placement
 
+    @property
+    def compute(self) -> ComputeClient:
+        """Nova's compute API client, built on first use from the [nova] section."""
+        if self._compute is None:
+            self._compute = ComputeClient.from_options(self.config.nova)
+        return self._compute
+
+    @property
+    def cinder(self) -> CinderClient:
+        """The Cinder client, built on first use from the [cinder] section."""
+        if self._cinder is None:
+            options = self.config.cinder
+            if not options.get("auth_type") and not options.get("auth_plugin"):
+                raise ConfigError(
+                    f"{self.spec.name} needs Cinder: add a [cinder] section with keystoneauth1 "
+                    "options (an admin user) to the config file (see docs/configuration.md)"
+                )
+            self._cinder = CinderClient(options)
+        return self._cinder
+
     def must_stop(self, batches_done: int) -> bool:
         """True when the deadline passed or the per-cell batch limit is reached."""
         limit = int(self.options.get("max_batches") or 0)
         return self.deadline.expired() or bool(limit and batches_done >= limit)
 
-    def load_marker(self, cell_uuid: str) -> dict[str, Any] | None:
-        return self.state.get(marker_key(self.spec.name, cell_uuid))
+    def load_marker(
+        self, scope: str, kind: MarkerKind = MarkerKind.RESUME
+    ) -> dict[str, Any] | None:
+        """This task's marker of `kind` for `scope` (a cell uuid or "global"), if any."""
+        return self.state.get(marker_key(self.spec.name, scope, kind))
 
-    def save_marker(self, cell_uuid: str, marker: dict[str, Any] | None) -> None:
-        self.state.put(marker_key(self.spec.name, cell_uuid), marker)
+    def save_marker(
+        self, scope: str, marker: dict[str, Any] | None, kind: MarkerKind = MarkerKind.RESUME
+    ) -> None:
+        """Keep this task's marker of `kind` for `scope`; None removes it."""
+        self.state.put(marker_key(self.spec.name, scope, kind), marker)

@@ -1,8 +1,12 @@
 """Resume markers kept between runs, per task and cell.
 
-The CLI keeps them as small JSON files under `[audit] state_dir`; Airflow
-runs keep them in Airflow Variables (see operators/state.py) so every worker
-sees them. Nova's own trick — a fake instance_mappings row — is not used.
+Every key is built by `marker_key`: `nova_audit.<task>.<scope>` for where a
+walk resumes, `nova_audit.<task>.<kind>.<scope>` for the other kinds. The
+strings are the ones earlier releases wrote, so a deployment's markers are
+still found after an upgrade. The CLI keeps them as small JSON files under
+`[audit] state_dir`; Airflow runs keep them in Airflow Variables (see
+glue/variables.py) so every worker sees them. Nova's own trick — a fake
+instance_mappings row — is not used.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,8 +29,19 @@ class StateStore(Protocol):
     def put(self, key: str, value: dict[str, Any] | None) -> None: ...
 
 
-def marker_key(task: str, cell_uuid: str) -> str:
-    return f"nova_audit.{task}.{cell_uuid}"
+class MarkerKind(StrEnum):
+    """What a marker remembers; the value is its segment in the key."""
+
+    RESUME = ""  # where the next run of a walk starts
+    SIGHTINGS = "seen"  # when drift waiting for a grace period was first seen
+    API_CLEANUP = "api-cleanup"  # archived instances whose API rows are still to go
+
+
+def marker_key(task: str, scope: str, kind: MarkerKind = MarkerKind.RESUME) -> str:
+    """The state store key of `task`'s marker of `kind` for `scope` (a cell uuid, "global")."""
+    if kind is MarkerKind.RESUME:
+        return f"nova_audit.{task}.{scope}"
+    return f"nova_audit.{task}.{kind.value}.{scope}"
 
 
 class MemoryStateStore:

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from nova_audit_ops.clients import secrets
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Finding, Report, Status
-from nova_audit_ops.engine.state import marker_key
+from nova_audit_ops.engine.state import MarkerKind
 from nova_audit_ops.engine.timing import cutoff
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.shadow import SHADOW_ASSET_ALIAS, ShadowPlan, reflect_plan
@@ -158,11 +158,7 @@ def _archive_table(
     while True:
         if ctx.must_stop(batches):
             return batches, True
-        query = sa.select(key).where(selection).order_by(key).limit(parents)
-        if last is not None:
-            query = query.where(key > last)
-        with engine.connect() as conn:
-            ids = list(conn.execute(query).scalars())
+        ids = _parent_keys(engine, key, selection, last, parents)
         if not ids:
             return batches, False
         started = time.monotonic()
@@ -198,6 +194,17 @@ def _archive_table(
         rows = sum(moved.values())
         # Aim at 80 % of the limit: trees vary, and an overfull batch is rolled back.
         parents = min(MAX_PARENTS, max(1, int(0.8 * limit * len(ids) / max(rows, 1))))
+
+
+def _parent_keys(
+    engine: Engine, key: sa.Column, selection: sa.ColumnElement[bool], last: Any, count: int
+) -> list[Any]:
+    """The keys of the next `count` rows to archive as parents, after `last` (None: first)."""
+    query = sa.select(key).where(selection).order_by(key).limit(count)
+    if last is not None:
+        query = query.where(key > last)
+    with engine.connect() as conn:
+        return list(conn.execute(query).scalars())
 
 
 def _tree(
@@ -251,17 +258,13 @@ def _move(
             if sum(moved.values()) > limit and len(ids) > 1:
                 raise _TooBig()
         if uuids:  # written ahead: the API cleanup survives a kill after this commit
-            ctx.state.put(_pending_key(cell), {"uuids": uuids})
+            ctx.save_marker(cell.uuid, {"uuids": uuids}, MarkerKind.API_CLEANUP)
     return moved
-
-
-def _pending_key(cell: Cell) -> str:
-    return marker_key(SPEC.name, f"api-cleanup.{cell.uuid}")
 
 
 def _finish_api_cleanup(ctx: RunContext, cell: Cell, engine: Engine, tally: Tally) -> None:
     """Remove the API rows of archived instances (idempotent; only truly archived ones)."""
-    pending = (ctx.state.get(_pending_key(cell)) or {}).get("uuids") or []
+    pending = (ctx.load_marker(cell.uuid, MarkerKind.API_CLEANUP) or {}).get("uuids") or []
     if not pending:
         return
     with engine.connect() as conn:
@@ -278,7 +281,7 @@ def _finish_api_cleanup(ctx: RunContext, cell: Cell, engine: Engine, tally: Tall
                     api_table.delete().where(api_table.c.instance_uuid.in_(archived))
                 )
                 tally.api_rows[name] += result.rowcount
-    ctx.state.put(_pending_key(cell), None)
+    ctx.save_marker(cell.uuid, None, MarkerKind.API_CLEANUP)
 
 
 def _report_collision(

@@ -19,7 +19,6 @@ per pair, and reads single consumers only for the pairs that do not add up.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,17 +27,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
 
-from nova_audit_ops.clients.placement import PROVIDERS_MV, PlacementError
-from nova_audit_ops.clients.placement_allocations import (
-    create_consumer,
-    rewrite_consumer,
-    usages,
-)
+from nova_audit_ops.clients.placement import AllocationsChange, PlacementError
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.paging import Page, keyset_pages, resume_point, walk
 from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.nova import flavors
 from nova_audit_ops.nova.cells import Cell
+from nova_audit_ops.nova.instance_facts import Facts, read_facts
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
@@ -78,7 +73,7 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     report.cells_checked.append(cell.label)
     engine = ctx.engines.cell(cell)
     before = ctx.placement.requests
-    providers = _provider_cache(ctx)
+    providers = ctx.memos.provider_allocations
     pages = keyset_pages(
         engine,
         lambda last: _instances_after(engine, last),
@@ -95,12 +90,6 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     )
     report.details["placement_requests"] = ctx.placement.requests - before
     return report
-
-
-def _provider_cache(ctx: RunContext) -> dict[str, dict[str, Any]]:
-    """Provider allocations read (and kept current) in this process's run."""
-    cache: dict[str, dict[str, Any]] = ctx.scratch.setdefault("provider_allocations", {})
-    return cache
 
 
 def _instances_after(engine: Engine, last: int) -> sa.Select:
@@ -180,69 +169,6 @@ def _node_uuids(engine: Engine, hosts: set[str]) -> dict[tuple[str, str], str]:
         return {(r.host, r.hypervisor_hostname): r.uuid for r in conn.execute(query)}
 
 
-@dataclass(frozen=True)
-class Facts:
-    """What deciding an instance's resources needs, read for the whole batch at once."""
-
-    flavor: dict[str, str | None]
-    volume_backed: dict[str, bool]
-    image_cpu_policy: dict[str, str]
-    port_requests: set[str]
-
-
-def _facts(ctx: RunContext, engine: Engine, instances: Sequence[Instance]) -> Facts:
-    uuids = [i.uuid for i in instances]
-    extra, bdm = table(engine, "instance_extra"), table(engine, "block_device_mapping")
-    sysmeta = table(engine, "instance_system_metadata")
-    with engine.connect() as conn:
-        flavor = dict(
-            conn.execute(
-                sa.select(extra.c.instance_uuid, extra.c.flavor).where(
-                    extra.c.instance_uuid.in_(uuids)
-                )
-            ).all()
-        )
-        roots = dict(
-            conn.execute(
-                sa.select(bdm.c.instance_uuid, bdm.c.destination_type).where(
-                    bdm.c.instance_uuid.in_(uuids), bdm.c.deleted == 0, bdm.c.boot_index == 0
-                )
-            ).all()
-        )
-        policy = dict(
-            conn.execute(
-                sa.select(sysmeta.c.instance_uuid, sysmeta.c.value).where(
-                    sysmeta.c.instance_uuid.in_(uuids),
-                    sysmeta.c.deleted == 0,
-                    sysmeta.c.key == "image_hw_cpu_policy",
-                )
-            ).all()
-        )
-    volume_backed = {
-        i.uuid: roots[i.uuid] == "volume" if i.uuid in roots else not i.image_ref for i in instances
-    }
-    return Facts(flavor, volume_backed, policy, _port_requests(ctx, uuids))
-
-
-def _port_requests(ctx: RunContext, uuids: list[str]) -> set[str]:
-    """Instances whose request spec carries port resource requests (QoS ports)."""
-    rs = table(ctx.engines.api, "request_specs")
-    with ctx.engines.api.connect() as conn:
-        rows = conn.execute(
-            sa.select(rs.c.instance_uuid, rs.c.spec).where(rs.c.instance_uuid.in_(uuids))
-        ).all()
-    return {r.instance_uuid for r in rows if _requested_resources(r.spec)}
-
-
-def _requested_resources(spec: str | None) -> bool:
-    """True when a serialized RequestSpec lists requested resource groups (ports)."""
-    try:
-        data = json.loads(spec or "{}").get("nova_object.data", {})
-    except (ValueError, AttributeError):
-        return False
-    return bool(data.get("requested_resources"))
-
-
 def _heal_missing(
     ctx: RunContext,
     cell: Cell,
@@ -251,7 +177,7 @@ def _heal_missing(
     providers: dict[str, dict[str, Any]],
     report: Report,
 ) -> None:
-    facts = _facts(ctx, engine, [i for i, _ in missing])
+    facts = read_facts(engine, ctx.engines.api, {i.uuid: i.image_ref for i, _ in missing})
     for inst, rp in missing:
         try:
             _heal_one(ctx, cell, inst, rp, facts, providers, report)
@@ -278,26 +204,49 @@ def _heal_one(
     providers: dict[str, dict[str, Any]],
     report: Report,
 ) -> None:
+    """Allocate one instance's flavor on its node's provider (or say why not, or would)."""
     flavor = flavors.parse_flavor(facts.flavor.get(inst.uuid))
     policy = facts.image_cpu_policy.get(inst.uuid)
-    reason = flavors.unhealable(flavor, policy)
-    if reason is None and inst.uuid in facts.port_requests:
-        reason = "it has ports with resource requests (Neutron must be updated as well)"
+    reason = _unhealable(inst, flavor, policy, facts)
     if reason:
         report.add(
-            Finding(
-                "instance",
-                inst.uuid,
+            _instance_finding(
+                inst,
+                cell,
                 f"instance has no allocations and {reason}",
                 "not healed",
                 Status.MUST_NOT_FIX,
-                cell.label,
-                fix=NOVA_FIX.format(uuid=inst.uuid),
+                NOVA_FIX.format(uuid=inst.uuid),
             )
         )
         return
     wanted = flavors.resources(flavor, facts.volume_backed[inst.uuid], policy)
     problem = f"instance on {inst.host} has no allocations in Placement"
+    create = _creation(inst, rp, wanted)
+    if not ctx.heal:
+        if create(ctx.placement.consumer_allocations(inst.uuid)) is not None:
+            action = f"would allocate {flavors.describe(wanted)} on {rp}"
+            fix = "nova-audit run heal_allocations --mode heal"
+            report.add(_instance_finding(inst, cell, problem, action, Status.WOULD_FIX, fix))
+        return
+    if ctx.placement.create_consumer(inst.uuid, create) is not None:
+        providers.setdefault(rp, {})[inst.uuid] = {"resources": wanted}
+        action = f"allocated {flavors.describe(wanted)} on {rp}"
+        report.add(_instance_finding(inst, cell, problem, action, Status.FIXED))
+
+
+def _unhealable(
+    inst: Instance, flavor: flavors.Flavor, policy: str | None, facts: Facts
+) -> str | None:
+    """Why Nova would not heal this instance's allocations either; None when it would."""
+    reason = flavors.unhealable(flavor, policy)
+    if reason is None and inst.uuid in facts.port_requests:
+        reason = "it has ports with resource requests (Neutron must be updated as well)"
+    return reason
+
+
+def _creation(inst: Instance, rp: str, wanted: dict[str, Any]) -> AllocationsChange:
+    """The change that gives a consumer with no allocations anywhere `wanted` on `rp`."""
 
     def create(current: dict[str, Any]) -> dict[str, Any] | None:
         if current.get("allocations"):
@@ -308,33 +257,14 @@ def _heal_one(
             "user_id": inst.user_id,
         }
 
-    if not ctx.heal:
-        current = ctx.placement.consumer_allocations(inst.uuid)
-        if create(current) is not None:
-            report.add(
-                Finding(
-                    "instance",
-                    inst.uuid,
-                    problem,
-                    f"would allocate {flavors.describe(wanted)} on {rp}",
-                    Status.WOULD_FIX,
-                    cell.label,
-                    fix="nova-audit run heal_allocations --mode heal",
-                )
-            )
-        return
-    if create_consumer(ctx.placement, inst.uuid, create) is not None:
-        providers.setdefault(rp, {})[inst.uuid] = {"resources": wanted}
-        report.add(
-            Finding(
-                "instance",
-                inst.uuid,
-                problem,
-                f"allocated {flavors.describe(wanted)} on {rp}",
-                Status.FIXED,
-                cell.label,
-            )
-        )
+    return create
+
+
+def _instance_finding(
+    inst: Instance, cell: Cell, problem: str, action: str, status: Status, fix: str | None = None
+) -> Finding:
+    """A finding about one instance of this cell."""
+    return Finding("instance", inst.uuid, problem, action, status, cell.label, fix=fix)
 
 
 def run_global(ctx: RunContext, cells: Sequence[Cell]) -> Report:
@@ -346,8 +276,8 @@ def run_global(ctx: RunContext, cells: Sequence[Cell]) -> Report:
     before = ctx.placement.requests
     owners = _owners(ctx, cells)
     held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    cache = _provider_cache(ctx)
-    for rp in ctx.placement.get("/resource_providers", PROVIDERS_MV)["resource_providers"]:
+    cache = ctx.memos.provider_allocations
+    for rp in ctx.placement.resource_providers():
         if rp["uuid"] not in cache:
             cache[rp["uuid"]] = ctx.placement.provider_allocations(rp["uuid"])
         for consumer, part in cache[rp["uuid"]].items():
@@ -360,7 +290,7 @@ def run_global(ctx: RunContext, cells: Sequence[Cell]) -> Report:
             expected[owners[consumer]][rc] += amount
     for pair in sorted(expected):
         report.counts.examined += 1
-        actual = usages(ctx.placement, *pair)
+        actual = ctx.placement.usages(*pair)
         if {k: v for k, v in actual.items() if v} != dict(expected[pair]):
             for consumer in sorted(c for c in held if owners[c] == pair):
                 _check_owner(ctx, consumer, pair, report)
@@ -415,7 +345,7 @@ def _check_owner(ctx: RunContext, consumer: str, pair: tuple[str, str], report: 
                     fix="nova-audit run heal_allocations --mode heal",
                 )
             )
-        elif rewrite_consumer(ctx.placement, consumer, reown) is not None:
+        elif ctx.placement.rewrite_consumer(consumer, reown) is not None:
             report.add(Finding("instance", consumer, problem, "set the owner", Status.FIXED))
     except PlacementError as exc:
         report.add(

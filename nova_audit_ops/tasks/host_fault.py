@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from nova_audit_ops.clients.compute import ComputeAPIError, ComputeClient
+from nova_audit_ops.clients.compute import ComputeAPIError
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.nova.cells import Cell
@@ -197,13 +197,6 @@ def _handle_named(
                 _reset(ctx, report, cell, service.host, row)
 
 
-def _client(ctx: RunContext) -> ComputeClient:
-    if "compute_api" not in ctx.scratch:
-        ctx.scratch["compute_api"] = ComputeClient.from_options(ctx.config.nova)
-    client: ComputeClient = ctx.scratch["compute_api"]
-    return client
-
-
 def _force_down(ctx: RunContext, report: Report, cell: Cell, service: ComputeService) -> None:
     if service.forced_down:
         return  # done by an earlier run or by the operator
@@ -217,7 +210,7 @@ def _force_down(ctx: RunContext, report: Report, cell: Cell, service: ComputeSer
     if not service.uuid:
         raise NovaAuditError(f"service of {service.host} has no uuid: Nova cannot address it")
     try:
-        _client(ctx).force_down(service.uuid, reason)
+        ctx.compute.force_down(service.uuid, reason)
     except ComputeAPIError as exc:
         report.add(
             _host_finding(cell, service.host, problem, f"{action} failed: {exc}", Status.FAILED)
@@ -245,7 +238,7 @@ def _reset(ctx: RunContext, report: Report, cell: Cell, host: str, row: sa.Row) 
         status, action = Status.WOULD_FIX, "would reset it to error"
     else:
         try:
-            _client(ctx).reset_state(row.uuid, "error")
+            ctx.compute.reset_state(row.uuid, "error")
             status, action = Status.FIXED, "reset to error (os-resetState)"
         except ComputeAPIError as exc:
             status, action = Status.FAILED, f"reset to error failed: {exc}"

@@ -18,17 +18,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
-from nova_audit_ops.clients.placement import PROVIDERS_MV, PlacementError
-from nova_audit_ops.clients.placement_consumers import remove_provider_part
+from nova_audit_ops.clients.placement import PlacementError
 from nova_audit_ops.engine.context import RunContext
+from nova_audit_ops.engine.paging import Page, resume_key, sorted_pages, walk
 from nova_audit_ops.engine.report import Finding, Report, Status
-from nova_audit_ops.engine.state import marker_key
+from nova_audit_ops.engine.state import MarkerKind
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.settings.errors import DatabaseUnreachableError
@@ -123,8 +123,7 @@ def run_global(ctx: RunContext, cells: Sequence[Cell]) -> Report:
 
 
 def _providers(ctx: RunContext) -> list[dict[str, Any]]:
-    data = ctx.placement.get("/resource_providers", PROVIDERS_MV)
-    return list(data["resource_providers"])
+    return ctx.placement.resource_providers()
 
 
 def _cell_nodes(ctx: RunContext, cell: Cell) -> dict[str, Node]:
@@ -141,7 +140,7 @@ def _judge_all(
     key: str,
     label: str,
     providers: list[dict[str, Any]],
-    expected_of: Any,
+    expected_of: Callable[[list[dict[str, Any]]], dict[str, set[str]]],
 ) -> None:
     """Read allocations provider by provider; judge and act in batches of providers.
 
@@ -150,23 +149,17 @@ def _judge_all(
     reach are kept; those of providers it did reach are replaced.
     """
     requests_before = ctx.placement.requests
-    seen_key = marker_key(ctx.spec.name, f"seen.{key}")
-    previously: dict[str, str] = dict(ctx.state.get(seen_key) or {})
-    after = str((ctx.load_marker(key) or {}).get("after") or "")
-    ordered = sorted(providers, key=lambda rp: rp["uuid"])
-    todo = [rp for rp in ordered if rp["uuid"] > after] or ordered
+    if providers and ctx.deadline.expired():  # nothing done: the old marker stays as it is
+        report.more_work = True
+        report.details["placement_requests"] = 0
+        return
+    previously: dict[str, str] = dict(ctx.load_marker(key, MarkerKind.SIGHTINGS) or {})
     fresh: dict[str, str] = {}
     reached: set[str] = set()
-    size = int(ctx.options["batch_size"])
-    for start in range(0, len(todo), size):
-        if ctx.must_stop(start // size):
-            report.more_work = True
-            if start:  # nothing done yet: the old marker stays as it is
-                report.markers[label] = {"after": todo[start - 1]["uuid"]}
-                ctx.save_marker(key, report.markers[label])
-            break
-        batch = todo[start : start + size]
-        reached |= {rp["uuid"] for rp in batch}
+
+    def judge_batch(page: Page[dict[str, Any]]) -> None:
+        batch = page.rows
+        reached.update(rp["uuid"] for rp in batch)
         allocations = {rp["uuid"]: ctx.placement.provider_allocations(rp["uuid"]) for rp in batch}
         report.counts.examined += sum(len(a) for a in allocations.values())
         suspects = {
@@ -183,10 +176,12 @@ def _judge_all(
             first = previously.get(sighting, ctx.reference_time.isoformat())
             fresh[sighting] = first
             _judge(ctx, report, label, rp_uuid, consumer, part, first)
-    else:
-        ctx.save_marker(key, None)
+
+    size = int(ctx.options["batch_size"])
+    pages = sorted_pages(providers, lambda rp: str(rp["uuid"]), size, resume_key(ctx, key))
+    walk(ctx, report, key, label, pages, judge_batch, count_rows=False)
     kept = {k: v for k, v in previously.items() if k.split("/", 1)[0] not in reached}
-    ctx.state.put(seen_key, {**kept, **fresh} or None)
+    ctx.save_marker(key, {**kept, **fresh} or None, MarkerKind.SIGHTINGS)
     report.details["placement_requests"] = ctx.placement.requests - requests_before
 
 
@@ -215,7 +210,7 @@ def _judge(
         status, action, fix = Status.WOULD_FIX, "would delete its allocations on this provider", fix
     else:
         try:
-            removed = remove_provider_part(ctx.placement, consumer, rp_uuid)
+            removed = ctx.placement.remove_provider_part(consumer, rp_uuid)
             status = Status.FIXED
             action = "deleted its allocations on this provider" if removed else "already gone"
             fix = ""

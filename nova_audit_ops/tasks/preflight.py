@@ -20,7 +20,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from nova_audit_ops.clients import secrets
-from nova_audit_ops.clients.cinder import server_versions
 from nova_audit_ops.clients.placement import PlacementError
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Finding, Report, Status
@@ -119,8 +118,7 @@ def _placement_check(ctx: RunContext) -> list[Finding]:
     name = "Placement API"
     fix = "check the [placement] section (auth, endpoint, region_name, valid_interfaces)"
     try:
-        document = ctx.placement.get("/", "1.0")
-        max_version = str(document["versions"][0]["max_version"])
+        max_version = ctx.placement.max_microversion()
     except NovaAuditError as exc:  # no [placement] section, or unreachable
         return [check_problem(name, str(exc), fix, failure=True)]
     except PlacementError as exc:
@@ -151,7 +149,7 @@ def _cinder_check(ctx: RunContext) -> tuple[list[Finding], str]:
         return [], "no [cinder] auth_type in the config"
     fix = "check the [cinder] section (auth, catalog_info or endpoint_override, region)"
     try:
-        _, max_version = server_versions(ctx.config.cinder)
+        _, max_version = ctx.cinder.server_versions()
     except NovaAuditError as exc:
         return [check_problem(name, str(exc), fix, failure=True)], ""
     except (ksa_exceptions.ClientException, LookupError) as exc:
@@ -347,10 +345,9 @@ def _unmapped_nodes(ctx: RunContext, cell: Cell, nodes: list[sa.Row]) -> list[Fi
 
 def _provider_uuids(ctx: RunContext) -> set[str]:
     """Every resource provider's uuid, read once per process."""
-    if "provider_uuids" not in ctx.scratch:
-        ctx.scratch["provider_uuids"] = {rp["uuid"] for rp in ctx.placement.resource_providers()}
-    providers: set[str] = ctx.scratch["provider_uuids"]
-    return providers
+    if ctx.memos.provider_uuids is None:
+        ctx.memos.provider_uuids = {rp["uuid"] for rp in ctx.placement.resource_providers()}
+    return ctx.memos.provider_uuids
 
 
 def _nodes_without_providers(

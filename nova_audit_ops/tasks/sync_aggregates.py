@@ -20,10 +20,6 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from nova_audit_ops.clients.placement import PlacementError
-from nova_audit_ops.clients.placement_aggregates import (
-    change_provider_aggregates,
-    providers_in_aggregate,
-)
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.nova.cells import Cell
@@ -126,7 +122,7 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     node_host = {uuid: host for host, uuids in nodes.items() for uuid in uuids}
     actual: dict[str, set[str]] = defaultdict(set)
     for agg_uuid in aggregates:
-        for rp in providers_in_aggregate(ctx.placement, agg_uuid) & node_host.keys():
+        for rp in ctx.placement.providers_in_aggregate(agg_uuid) & node_host.keys():
             actual[rp].add(agg_uuid)
     wanted: dict[str, set[str]] = defaultdict(set)
     for host, uuids in sorted(wanted_by_host.items()):
@@ -161,6 +157,23 @@ def _report_bad_host(report: Report, cell: Cell, host: str, count: int) -> None:
     report.add(Finding("host", host, problem, "nothing", Status.LEFT, cell=cell.label, fix=fix))
 
 
+@dataclass(frozen=True)
+class Drift:
+    """How one provider's aggregates differ from its host's Nova aggregates."""
+
+    rp: str
+    host: str
+    missing: set[str]
+    extra: set[str]
+    remove: set[str]  # the extras to remove: all of them with remove_extra, else none
+
+    def problem(self, aggregates: dict[str, Aggregate], uuid: str) -> str:
+        """What is wrong with the provider's membership of aggregate `uuid`."""
+        name = aggregates[uuid].name or uuid
+        where = "is missing from aggregate" if uuid in self.missing else "is in aggregate"
+        return f"provider {self.rp} of host {self.host} {where} {name}"
+
+
 def _sync_provider(
     ctx: RunContext,
     report: Report,
@@ -172,65 +185,81 @@ def _sync_provider(
     actual: set[str],
 ) -> None:
     """Add the missing memberships of one provider (and remove extras if asked)."""
-    missing, extra = wanted - actual, actual - wanted
-    remove = extra if ctx.options["remove_extra"] else set()
-    if not missing and not extra:
+    extra = actual - wanted
+    drift = Drift(rp, host, wanted - actual, extra, extra if ctx.options["remove_extra"] else set())
+    if not drift.missing and not drift.extra:
         return
-    problem_of = {u: f"provider {rp} of host {host} is missing from aggregate" for u in missing}
-    problem_of |= {u: f"provider {rp} of host {host} is in aggregate" for u in extra}
     try:
-        if ctx.heal and (missing or remove):
-            change_provider_aggregates(ctx.placement, rp, lambda now: (now | missing) - remove)
+        if ctx.heal and (drift.missing or drift.remove):
+            ctx.placement.change_provider_aggregates(
+                rp, lambda now: (now | drift.missing) - drift.remove
+            )
             done = True
         else:
             ctx.placement.provider_aggregates(rp)  # a read: does the provider exist?
             done = False
     except PlacementError as exc:
-        status, action = (
-            (Status.LEFT, "nothing: no such resource provider")
-            if exc.status == 404
-            else (
-                Status.FAILED,
-                f"failed: {exc}",
-            )
-        )
-        for uuid in sorted(missing | extra):
-            report.add(
-                Finding(
-                    "aggregate",
-                    uuid,
-                    f"{problem_of[uuid]} {aggregates[uuid].name or uuid}",
-                    action,
-                    status,
-                    cell=cell.label,
-                    fix="restart nova-compute on the host so it creates its provider, then rerun",
-                )
-            )
+        _report_unwritable(report, cell, aggregates, drift, exc)
         return
-    for uuid in sorted(missing):
+    _report_memberships(report, cell, aggregates, drift, done)
+
+
+def _report_unwritable(
+    report: Report,
+    cell: Cell,
+    aggregates: dict[str, Aggregate],
+    drift: Drift,
+    exc: PlacementError,
+) -> None:
+    """Every drifted membership of a provider Placement lacks (404) or refused to change."""
+    status, action = (
+        (Status.LEFT, "nothing: no such resource provider")
+        if exc.status == 404
+        else (Status.FAILED, f"failed: {exc}")
+    )
+    for uuid in sorted(drift.missing | drift.extra):
         report.add(
             Finding(
                 "aggregate",
                 uuid,
-                f"{problem_of[uuid]} {aggregates[uuid].name or uuid}",
+                drift.problem(aggregates, uuid),
+                action,
+                status,
+                cell=cell.label,
+                fix="restart nova-compute on the host so it creates its provider, then rerun",
+            )
+        )
+
+
+def _report_memberships(
+    report: Report, cell: Cell, aggregates: dict[str, Aggregate], drift: Drift, done: bool
+) -> None:
+    """Missing memberships (added or would be) and extra ones (removed, would be, or left)."""
+    for uuid in sorted(drift.missing):
+        report.add(
+            Finding(
+                "aggregate",
+                uuid,
+                drift.problem(aggregates, uuid),
                 "added the provider to the aggregate" if done else "would add the provider",
                 Status.FIXED if done else Status.WOULD_FIX,
                 cell=cell.label,
                 fix=None if done else "nova-audit run sync_aggregates --mode heal",
             )
         )
-    for uuid in sorted(extra):
-        removed = done and uuid in remove
+    for uuid in sorted(drift.extra):
+        removed = done and uuid in drift.remove
         report.add(
             Finding(
                 "aggregate",
                 uuid,
-                f"{problem_of[uuid]} {aggregates[uuid].name or uuid} "
-                "but Nova does not list the host there",
+                f"{drift.problem(aggregates, uuid)} but Nova does not list the host there",
                 "removed the provider from the aggregate"
                 if removed
-                else ("would remove the provider" if remove else "nothing: removal is opt-in"),
-                Status.FIXED if removed else (Status.WOULD_FIX if remove else Status.LEFT),
+                else (
+                    "would remove the provider" if drift.remove else "nothing: removal is opt-in"
+                ),
+                Status.FIXED if removed else (Status.WOULD_FIX if drift.remove else Status.LEFT),
                 cell=cell.label,
                 fix=None
                 if removed

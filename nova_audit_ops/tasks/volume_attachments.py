@@ -27,25 +27,18 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from nova_audit_ops.clients.cinder import (
-    Attachment,
-    CinderError,
-    delete_attachment,
-    list_attachments,
-    make_cinder,
-)
+from nova_audit_ops.clients.cinder import Attachment, CinderError
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.paging import keyset_pages
 from nova_audit_ops.engine.report import Finding, Report, Status
-from nova_audit_ops.engine.state import marker_key
+from nova_audit_ops.engine.state import MarkerKind
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.schema import table
-from nova_audit_ops.settings.errors import ConfigError, NovaAuditError
+from nova_audit_ops.settings.errors import NovaAuditError
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
 
@@ -81,25 +74,12 @@ class Server:
     busy: bool  # building, or in a task: its attachments may be in flight
 
 
-def _client(ctx: RunContext) -> Any:
-    if "cinder" not in ctx.scratch:
-        options = ctx.config.cinder
-        if not options.get("auth_type") and not options.get("auth_plugin"):
-            raise ConfigError(
-                "volume_attachments needs Cinder: add a [cinder] section with keystoneauth1 "
-                "options (an admin user) to the config file (see docs/configuration.md)"
-            )
-        ctx.scratch["cinder"] = make_cinder(options)
-    return ctx.scratch["cinder"]
-
-
 def _attachments(ctx: RunContext) -> list[Attachment]:
     """Cinder's attachments that belong to a server, read once per process."""
-    if "attachments" not in ctx.scratch:
-        found = list_attachments(_client(ctx))
-        ctx.scratch["attachments"] = [a for a in found if a.instance_uuid]
-    attachments: list[Attachment] = ctx.scratch["attachments"]
-    return attachments
+    if ctx.memos.attachments is None:
+        found = ctx.cinder.list_attachments()
+        ctx.memos.attachments = [a for a in found if a.instance_uuid]
+    return ctx.memos.attachments
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
@@ -286,8 +266,7 @@ def _judge_dangling(
     dangling: list[tuple[Attachment, str]],
 ) -> None:
     """Delete (heal, second sighting) or report attachments of servers that are gone."""
-    seen_key = marker_key(ctx.spec.name, f"seen.{key}")
-    previously: dict[str, str] = dict(ctx.state.get(seen_key) or {})
+    previously: dict[str, str] = dict(ctx.load_marker(key, MarkerKind.SIGHTINGS) or {})
     fresh: dict[str, str] = {}
     for attachment, why in dangling:
         first = previously.get(attachment.id, ctx.reference_time.isoformat())
@@ -310,7 +289,7 @@ def _judge_dangling(
                 else "nova-audit run volume_attachments --mode heal (after the grace period)",
             )
         )
-    ctx.state.put(seen_key, fresh or None)
+    ctx.save_marker(key, fresh or None, MarkerKind.SIGHTINGS)
 
 
 def _act(ctx: RunContext, attachment: Attachment, first_seen: str) -> tuple[Status, str]:
@@ -321,7 +300,7 @@ def _act(ctx: RunContext, attachment: Attachment, first_seen: str) -> tuple[Stat
     if not ctx.heal:
         return Status.WOULD_FIX, "would delete it through Cinder"
     try:
-        gone = not delete_attachment(_client(ctx), attachment.id)
+        gone = not ctx.cinder.delete_attachment(attachment.id)
     except CinderError as exc:
         return Status.FAILED, f"Cinder refused the delete: {exc}"
     return Status.FIXED, "already gone" if gone else "deleted through Cinder"
