@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from nova_audit_ops.clients import secrets
@@ -49,11 +50,17 @@ def open_context(
     window_end: dt.datetime | None = None,
     cell_overrides: Mapping[str, str] | None = None,
     state: StateStore | None = None,
+    api_engine: Engine | None = None,
 ) -> RunContext:
-    """Validate everything and build the run's collaborators; connects to nothing."""
+    """Validate everything and build the run's collaborators; connects to nothing.
+
+    `api_engine`, when given (built from an Airflow connection), replaces the
+    config file's [api_database] connection.
+    """
     options = options_for(task, config, params)
     overrides = {**config.cell_connections, **(cell_overrides or {})}
-    engines = Engines(config.require_api_connection(), overrides, config.database_connection)
+    api_url = config.require_api_connection() if api_engine is None else None
+    engines = Engines(api_url, overrides, config.database_connection, api_engine=api_engine)
     return RunContext(
         spec=spec(task),
         config=config,

@@ -138,33 +138,59 @@ def fill_template(cell: Cell, url: str, default: str | None) -> str:
 
 
 class Engines:
-    """The API engine plus one engine per cell, created on first use and reused."""
+    """The API engine plus one engine per cell, created on first use and reused.
+
+    The API engine, and any cell's, may be handed in pre-built (the Airflow glue
+    builds them from Airflow connections); their passwords are registered too.
+    """
 
     def __init__(
         self,
-        api_url: str,
+        api_url: str | None,
         overrides: Mapping[str, str] | None = None,
         template_default: str | None = None,
+        *,
+        api_engine: Engine | None = None,
     ) -> None:
-        self.api_url = api_url
         self.template_default = template_default
         if template_default:
             register_url_secret(template_default)
-        self.api = make_engine(api_url, "API")
+        if api_engine is not None:
+            self.api = api_engine
+            self.api_url = _registered_url(api_engine)
+        elif api_url:
+            self.api = make_engine(api_url, "API")
+            self.api_url = api_url
+        else:
+            raise ConfigError("no API database: set [api_database] connection in the config file")
         self._overrides = dict(overrides or {})
         for url in self._overrides.values():
             register_url_secret(url)
+        self._prebuilt: dict[str, Engine] = {}
         self._cells: dict[str, Engine] = {}
         self._lock = threading.Lock()
 
-    def override(self, key: str, url: str) -> None:
-        """Reach the cell named or uuid'd `key` at url instead (before its first use)."""
-        register_url_secret(url)
-        self._overrides[key] = url
+    def override(self, key: str, target: str | Engine) -> None:
+        """Reach the cell named or uuid'd `key` at a URL or pre-built engine (before first use)."""
+        if isinstance(target, Engine):
+            self._prebuilt[key] = target
+            self._overrides[key] = _registered_url(target)
+        else:
+            register_url_secret(target)
+            self._prebuilt.pop(key, None)
+            self._overrides[key] = target
+
+    def _override_key(self, cell: Cell) -> str | None:
+        if self._overrides.get(cell.uuid):
+            return cell.uuid
+        if cell.name and self._overrides.get(cell.name):
+            return cell.name
+        return None
 
     def cell_url(self, cell: Cell) -> str:
         """The cell's URL: an override by uuid or name, else cell_mappings."""
-        url = self._overrides.get(cell.uuid) or (cell.name and self._overrides.get(cell.name))
+        key = self._override_key(cell)
+        url = self._overrides[key] if key else None
         url = url or fill_template(cell, cell.database_connection, self.template_default)
         if not url:
             raise ConfigError(
@@ -177,10 +203,19 @@ class Engines:
         with self._lock:
             engine = self._cells.get(cell.uuid)
             if engine is None:
-                engine = make_engine(self.cell_url(cell), f"cell {cell.label}")
+                key = self._override_key(cell)
+                engine = self._prebuilt.get(key) if key else None
+                engine = engine or make_engine(self.cell_url(cell), f"cell {cell.label}")
                 self._cells[cell.uuid] = engine
             return engine
 
     def dispose(self) -> None:
-        for engine in [self.api, *self._cells.values()]:
+        unused = [e for e in self._prebuilt.values() if e not in self._cells.values()]
+        for engine in [self.api, *self._cells.values(), *unused]:
             engine.dispose()
+
+
+def _registered_url(engine: Engine) -> str:
+    """A pre-built engine's URL (password included), its password registered first."""
+    secrets.register(engine.url.password)
+    return engine.url.render_as_string(hide_password=False)

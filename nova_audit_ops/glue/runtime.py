@@ -55,9 +55,8 @@ def run_params(task: str, context: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in dict(params).items() if k in names}
 
 
-def open_context(task: str, context: Mapping[str, Any], hook: NovaHook | None = None) -> RunContext:
-    """A RunContext for this Airflow task run; connects to nothing yet."""
-    hook = hook or NovaHook()
+def open_context(task: str, context: Mapping[str, Any], hook: NovaHook) -> RunContext:
+    """A RunContext for this Airflow task run from the operator's hook; connects to nothing yet."""
     cfg = hook.load_config()
     params = run_params(task, context)
     options = runner.options_for(task, cfg, params)
@@ -68,4 +67,5 @@ def open_context(task: str, context: Mapping[str, Any], hook: NovaHook | None = 
         reference_time=reference_time(context, task),
         window_end=window_end(context, options),
         state=VariableStateStore(),
+        api_engine=hook.api_engine(),
     )

@@ -1,78 +1,147 @@
-"""NovaHook: where a worker finds the config file and per-cell database overrides.
+"""NovaHook: the config file and the Airflow connections of one nova-audit task run.
 
-The config file comes from $NOVA_AUDIT_CONFIG (the same file the CLI reads).
-A worker that reaches a cell database by another address than the one in
-cell_mappings gets an Airflow connection named `nova_cell_<cell name>` (or
-`nova_cell_<cell uuid>`) with host, port, login, password and schema (the
-database); extra `{"driver": ...}` picks the SQLAlchemy driver (default
-mysql+pymysql). It replaces the cell's database_connection.
+Sources, first found wins (the CLI reads the config file only):
+- the API database: connection `nova_api_db` (conn_type mysql, through MySqlHook),
+  else the config file's [api_database] connection;
+- Placement, Nova's compute API and Cinder: connection `nova_default`
+  (conn_type nova, keystoneauth1 options, see service_options), else the config
+  file's [placement], [nova] and [cinder] sections;
+- a cell database: connection `nova_cell_<cell name>` or `nova_cell_<cell uuid>`,
+  else the config file's [audit.cells], else cell_mappings.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+from typing import Any
+
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import Engine
 
 from nova_audit_ops import registry
 from nova_audit_ops.clients import secrets
-from nova_audit_ops.clients.db import register_url_secret
+from nova_audit_ops.clients.db import check_reachable, make_engine
+from nova_audit_ops.clients.placement import PlacementClient
+from nova_audit_ops.glue.hooks import databases
+from nova_audit_ops.glue.hooks.service_options import connection_services
 from nova_audit_ops.settings.config import AuditConfig
+from nova_audit_ops.settings.errors import ConfigError
 
 CELL_CONN_PREFIX = "nova_cell_"
+DEFAULT_API_DB_CONN_ID = "nova_api_db"
+PLACEMENT_ROOT_MV = "1.0"
 
-
+_forwarding_lock = threading.Lock()
 _forwarding = False
 
 
-def _forward_to_airflow_masker() -> None:
-    """Teach Airflow's log masker every password nova-audit learns of (once per process)."""
+def forward_secrets_to_airflow() -> None:
+    """Teach Airflow's log masker every secret nova-audit learns of (once per process)."""
     global _forwarding
-    if _forwarding:
-        return
-    from airflow.sdk.log import mask_secret
+    with _forwarding_lock:
+        if _forwarding:
+            return
+        from airflow.sdk.log import mask_secret
 
-    secrets.add_listener(mask_secret)
-    _forwarding = True
+        secrets.add_listener(mask_secret)
+        _forwarding = True
 
 
 class NovaHook(BaseHook):
-    """Config and cell-connection overrides for one task run inside Airflow."""
+    """The config file with nova-audit's Airflow connections laid over it."""
 
+    conn_name_attr = "nova_conn_id"
+    default_conn_name = "nova_default"
+    conn_type = "nova"
     hook_name = "Nova (nova-audit)"
 
-    def __init__(self, config_file: str | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        *,
+        nova_conn_id: str = default_conn_name,
+        api_db_conn_id: str = DEFAULT_API_DB_CONN_ID,
+        config_file: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.nova_conn_id = nova_conn_id
+        self.api_db_conn_id = api_db_conn_id
         self.config_file = config_file
-        _forward_to_airflow_masker()
 
-    def load_config(self) -> AuditConfig:
-        """The validated config file ($NOVA_AUDIT_CONFIG unless given)."""
-        return registry.load_config(self.config_file)
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """How the connection form shows a `nova` connection."""
+        return {
+            "hidden_fields": ["schema", "port"],
+            "relabeling": {"host": "Keystone auth URL", "login": "Username"},
+            "placeholders": {
+                "host": "https://keystone.example.com/v3",
+                "extra": '{"auth_type": "password", "project_name": "service", '
+                '"user_domain_name": "Default", "project_domain_name": "Default", '
+                '"region_name": "RegionOne", "cinder": {"valid_interfaces": "internal"}}',
+            },
+        }
 
-    def cell_override(self, uuid: str, name: str | None) -> str | None:
-        """The database URL of a `nova_cell_<name>` or `nova_cell_<uuid>` connection, if any."""
-        for key in (name, uuid):
-            url = self._connection_uri(CELL_CONN_PREFIX + key) if key else None
-            if url:
-                return url
-        return None
+    def get_conn(self) -> AuditConfig:
+        """The run's effective config (what this hook connects nova-audit with)."""
+        return self.load_config()
 
-    def _connection_uri(self, conn_id: str) -> str | None:
+    def find_connection(self, conn_id: str) -> Any | None:
+        """The connection `conn_id` or None; from now on secrets reach Airflow's masker."""
+        forward_secrets_to_airflow()
         try:
-            conn = self.get_connection(conn_id)
+            return self.get_connection(conn_id)
         except AirflowNotFoundException:
             return None
-        secrets.register(conn.password)
-        driver = str(conn.extra_dejson.get("driver") or "mysql+pymysql")
-        url = URL.create(
-            driver,
-            username=conn.login or None,
-            password=conn.password or None,
-            host=conn.host or None,
-            port=conn.port or None,
-            database=conn.schema or None,
-            query={"charset": str(conn.extra_dejson.get("charset") or "utf8mb4")},
-        ).render_as_string(hide_password=False)
-        register_url_secret(url)
-        return url
+
+    def load_config(self) -> AuditConfig:
+        """The config file, with [placement]/[nova]/[cinder] from `nova_conn_id` if it exists."""
+        config = registry.load_config(self.config_file)
+        conn = self.find_connection(self.nova_conn_id)
+        if conn is None:
+            return config
+        services = connection_services(conn)
+        return dataclasses.replace(
+            config,
+            placement=services["placement"],
+            nova=services["nova"],
+            cinder=services["cinder"],
+        )
+
+    def api_engine(self) -> Engine | None:
+        """The API database engine of connection `api_db_conn_id` (mysql), if it exists."""
+        conn = self.find_connection(self.api_db_conn_id)
+        if conn is None:
+            return None
+        if conn.conn_type != databases.MYSQL:
+            raise ConfigError(
+                f"connection {self.api_db_conn_id} is of type {conn.conn_type!r}: the API "
+                "database connection must be of type mysql"
+            )
+        return databases.mysql_engine(conn)
+
+    def cell_override(self, uuid: str, name: str | None) -> str | Engine | None:
+        """The database of a `nova_cell_<name>` or `nova_cell_<uuid>` connection, if any."""
+        for key in (name, uuid):
+            conn = self.find_connection(CELL_CONN_PREFIX + key) if key else None
+            if conn is not None:
+                return databases.database(conn)
+        return None
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Reach the API database (SELECT 1) and Placement's root; no secret in the message."""
+        try:
+            config = self.load_config()
+            engine = self.api_engine() or make_engine(config.require_api_connection(), "API")
+            try:
+                check_reachable(engine, "API")
+            finally:
+                engine.dispose()
+            if not config.placement:
+                return False, "API database answers; no Placement options (connection or config)"
+            PlacementClient.from_options(config.placement).get("/", PLACEMENT_ROOT_MV)
+        except Exception as exc:  # the UI shows any failure as a message
+            return False, secrets.scrub(f"{type(exc).__name__}: {exc}")
+        return True, "API database and Placement answer"

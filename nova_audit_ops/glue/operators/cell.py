@@ -10,32 +10,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from nova_audit_ops import runner
 from nova_audit_ops.clients import secrets
 from nova_audit_ops.glue import runtime
 from nova_audit_ops.glue.assets import announce
-from nova_audit_ops.glue.hooks.nova import NovaHook
+from nova_audit_ops.glue.operators.base import NovaTaskOperator
 from nova_audit_ops.glue.xcom import push_report
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.settings.errors import DatabaseUnreachableError, NovaAuditError
 
 
-class ListCellsOperator(BaseOperator):
+class ListCellsOperator(NovaTaskOperator):
     """Validate the run's params and return the cells to work on (no secrets)."""
 
     ui_color = "#e8f1fb"
 
-    def __init__(self, *, nova_task: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.nova_task = nova_task
-
     def execute(self, context: Context) -> list[dict[str, Any]]:
         ctx = None
         try:
-            ctx = runtime.open_context(self.nova_task, context)
+            ctx = runtime.open_context(self.nova_task, context, self.get_hook())
             cells = runner.chosen_cells(ctx)
         except DatabaseUnreachableError:
             raise  # may be transient: let Airflow retry
@@ -48,18 +44,17 @@ class ListCellsOperator(BaseOperator):
         return [cell.public() for cell in cells]
 
 
-class CellTaskOperator(BaseOperator):
+class CellTaskOperator(NovaTaskOperator):
     """Run one nova-audit task for one cell; expanded over list_cells' output."""
 
     ui_color = "#eaf7ea"
 
-    def __init__(self, *, nova_task: str, cell: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(self, *, cell: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.nova_task = nova_task
         self.cell = cell
 
     def execute(self, context: Context) -> None:
-        hook = NovaHook()
+        hook = self.get_hook()
         ctx = runtime.open_context(self.nova_task, context, hook)
         try:
             cell = self._find_cell(ctx.all_cells())

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from nova_audit_ops import runner
 from nova_audit_ops.clients import secrets
 from nova_audit_ops.glue import runtime
+from nova_audit_ops.glue.operators.base import NovaTaskOperator
 from nova_audit_ops.glue.xcom import push_report
 
 
-class GlobalStepOperator(BaseOperator):
+class GlobalStepOperator(NovaTaskOperator):
     """Run the part of a task that belongs to no cell (skipped when cells are chosen)."""
 
     ui_color = "#f7f1e3"
 
-    def __init__(self, *, nova_task: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.nova_task = nova_task
-
     def execute(self, context: Context) -> None:
-        ctx = runtime.open_context(self.nova_task, context)
+        ctx = runtime.open_context(self.nova_task, context, self.get_hook())
         try:
             if not runner.runs_global_step(ctx):
                 raise AirflowSkipException("cells were chosen: the global step needs all of them")
