@@ -22,6 +22,7 @@ from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.settings.errors import ConfigError, DatabaseUnreachableError
 
 CONNECT_TIMEOUT = 10
+POOL_RECYCLE = 3600  # seconds; below MariaDB's wait_timeout and most proxies' idle limits
 LOG = logging.getLogger("nova_audit")
 
 
@@ -65,6 +66,15 @@ def _without_missing_plugins(parsed: URL, label: str) -> URL:
     return parsed.update_query_dict({"plugin": keep}) if keep else parsed
 
 
+def mysql_engine_options() -> dict[str, Any]:
+    """create_engine arguments of every MySQL/MariaDB engine: checked, recycled, bounded."""
+    return {
+        "pool_pre_ping": True,
+        "pool_recycle": POOL_RECYCLE,
+        "connect_args": {"connect_timeout": CONNECT_TIMEOUT},
+    }
+
+
 def make_engine(url: str, label: str) -> Engine:
     """An engine for one Nova database; nothing connects until first use."""
     register_url_secret(url)
@@ -77,8 +87,7 @@ def make_engine(url: str, label: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}
     elif parsed.get_backend_name() == "mysql":
-        kwargs["pool_recycle"] = 3600
-        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+        kwargs.update(mysql_engine_options())
     try:
         return sa.create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ImportError) as exc:

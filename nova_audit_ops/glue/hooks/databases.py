@@ -15,20 +15,19 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import NoSuchModuleError
 
 from nova_audit_ops.clients import secrets
-from nova_audit_ops.clients.db import CONNECT_TIMEOUT, register_url_secret
+from nova_audit_ops.clients.db import mysql_engine_options, register_url_secret
 from nova_audit_ops.settings.errors import ConfigError
 
 MYSQL = "mysql"
 DEFAULT_CHARSET = "utf8mb4"
-POOL_RECYCLE = 3600  # as clients/db.make_engine
 
 
 def engine_kwargs(conn: Any) -> dict[str, Any]:
     """The create_engine arguments nova-audit uses for every MySQL database."""
-    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT}
+    options = mysql_engine_options()
     if not conn.extra_dejson.get("charset"):
-        connect_args["charset"] = DEFAULT_CHARSET
-    return {"pool_pre_ping": True, "pool_recycle": POOL_RECYCLE, "connect_args": connect_args}
+        options["connect_args"]["charset"] = DEFAULT_CHARSET
+    return options
 
 
 def mysql_engine(conn: Any) -> Engine:
