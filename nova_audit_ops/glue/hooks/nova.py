@@ -31,7 +31,6 @@ from nova_audit_ops.settings.errors import ConfigError
 
 CELL_CONN_PREFIX = "nova_cell_"
 DEFAULT_API_DB_CONN_ID = "nova_api_db"
-PLACEMENT_ROOT_MV = "1.0"
 
 _forwarding_lock = threading.Lock()
 _forwarding = False
@@ -141,7 +140,7 @@ class NovaHook(BaseHook):
                 engine.dispose()
             if not config.placement:
                 return False, "API database answers; no Placement options (connection or config)"
-            PlacementClient.from_options(config.placement).get("/", PLACEMENT_ROOT_MV)
+            PlacementClient.from_options(config.placement).max_microversion()
         except Exception as exc:  # the UI shows any failure as a message
             return False, secrets.scrub(f"{type(exc).__name__}: {exc}")
         return True, "API database and Placement answer"
