@@ -70,137 +70,158 @@ def up(
     if directory.exists():
         down(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    started = time.monotonic()
     anchor = anchor or dt.datetime.now(dt.timezone.utc).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
-
-    store = get_backend(backend)
-    prefix = prefix_for(directory)
-    names = ["cell0", *(f"cell{i}" for i in range(1, cells + 1))]
-    api_url = store.url(directory, prefix, "api")
-    cell_urls = {name: store.url(directory, prefix, name) for name in names}
-    placement_db = store.url(directory, prefix, "placement")
-    store.create([api_url, *cell_urls.values(), placement_db])
-    secret = sa.engine.make_url(api_url).password or prefix.split("_")[1]
-
-    nova_conf = directory / "nova.conf"
-    state = directory / "state"
-    configs.write(nova_conf, configs.nova_conf(api_url, cell_urls["cell1"], None, state))
-    configs.write(directory / "placement.conf", configs.placement_conf(placement_db))
-    cell_confs = {
-        name: configs.write(
-            directory / "cells" / f"nova-{name}.conf",
-            configs.nova_conf(api_url, url, None, state),
-        )
-        for name, url in cell_urls.items()
-    }
-    timings["create"] = time.monotonic() - started
-
-    plan = build_plan(names[1:], hosts_per_cell, instances_per_cell, seed_value, anchor)
-    request_file = directory / "seed-request.json"
-    request_file.write_text(json.dumps(formats_request(plan)))
+    build = Build(directory, backend, ["cell0", *(f"cell{i}" for i in range(1, cells + 1))])
+    plan = build_plan(build.names[1:], hosts_per_cell, instances_per_cell, seed_value, anchor)
+    build.request_file.write_text(json.dumps(formats_request(plan)))
     bed = TestBed(
         dir=directory,
         backend=backend,
-        prefix=prefix,
-        api_url=api_url,
+        prefix=build.prefix,
+        api_url=build.api_url,
         cells=[],
         placement_url=None,
         placement_pid=None,
-        placement_db_url=placement_db,
+        placement_db_url=build.placement_db,
         config_path=directory / "nova-audit.conf",
-        nova_conf_path=nova_conf,
+        nova_conf_path=build.nova_conf,
         owns_placement=True,
         seed=seed_value,
         anchor=anchor.isoformat(),
     )
-    steps = Steps()
-    formats_out: list[str] = []
+    build.start(bed)
+    try:
+        build.steps.wait()
+        bed.cells = read_cells(build.api_url)
+        write_configs(bed)
+        bed.save()
+        bed.counts = seed(bed, plan, parse_formats(build.formats_out[0]))
+        build.mark("seed")
+        bed.save()
+    except BaseException:
+        build.steps.wait(reraise=False)
+        placement.stop(bed.placement_pid, build.prefix)
+        raise
+    (directory / "timings.json").write_text(json.dumps(build.timings, indent=2) + "\n")
+    return bed
 
-    def manage(what: str, conf: Path, *args: str) -> str:
-        return steps.check(what, forkserver.nova_manage(conf, *args))
 
-    def api_chain() -> None:
+class Build:
+    """One `up` under way: the bed's databases and config files, its setup chains, timings.
+
+    Creating it creates the empty databases and writes nova.conf, placement.conf and
+    one nova.conf per cell; `start` runs Nova's and Placement's own setup commands.
+    """
+
+    def __init__(self, directory: Path, backend: str, names: list[str]) -> None:
+        self.started = time.monotonic()
+        self.timings: dict[str, float] = {}
+        self.steps = Steps()
+        self.formats_out: list[str] = []
+        self.directory = directory
+        self.names = names
+        store = get_backend(backend)
+        self.prefix = prefix_for(directory)
+        self.api_url = store.url(directory, self.prefix, "api")
+        self.cell_urls = {name: store.url(directory, self.prefix, name) for name in names}
+        self.placement_db = store.url(directory, self.prefix, "placement")
+        store.create([self.api_url, *self.cell_urls.values(), self.placement_db])
+        self.secret = sa.engine.make_url(self.api_url).password or self.prefix.split("_")[1]
+        self.nova_conf = directory / "nova.conf"
+        self.request_file = directory / "seed-request.json"
+        state = directory / "state"
+        configs.write(
+            self.nova_conf, configs.nova_conf(self.api_url, self.cell_urls["cell1"], None, state)
+        )
+        configs.write(directory / "placement.conf", configs.placement_conf(self.placement_db))
+        self.cell_confs = {
+            name: configs.write(
+                directory / "cells" / f"nova-{name}.conf",
+                configs.nova_conf(self.api_url, url, None, state),
+            )
+            for name, url in self.cell_urls.items()
+        }
+        self.mark("create")
+
+    def mark(self, step: str) -> None:
+        """Record how long after the start `step` was done."""
+        self.timings[step] = time.monotonic() - self.started
+
+    def start(self, bed: TestBed) -> None:
+        """Start the setup chains: Placement, the API DB (then Nova's formats), each cell DB."""
+        self.steps.chain(self.placement_chain, bed)
+        forkserver.zygote()  # Nova's import, once, while Placement starts
+        self.mark("zygote")
+        self.steps.chain(self.api_chain)
+        for name in self.names:
+            self.steps.chain(self.cell_chain, name)
+
+    def manage(self, what: str, conf: Path, *args: str) -> str:
+        """Run nova-manage from the zygote; its stdout, or a TestBedError."""
+        return self.steps.check(what, forkserver.nova_manage(conf, *args))
+
+    def api_chain(self) -> None:
+        """The API schema, cell0 and the cells mapped, then Nova's formats."""
         # Everything that needs only the API schema follows as soon as it exists, in
         # order: cell_mappings ids are cell0=1, cell1=2, ...; then flavors, aggregates.
-        manage("nova-manage api_db sync", nova_conf, "api_db", "sync")
-        manage(
+        self.manage("nova-manage api_db sync", self.nova_conf, "api_db", "sync")
+        self.manage(
             "nova-manage cell_v2 map_cell0",
-            nova_conf,
+            self.nova_conf,
             "cell_v2",
             "map_cell0",
             "--database_connection",
-            cell_urls["cell0"],
+            self.cell_urls["cell0"],
         )
-        for name in names[1:]:
-            manage(
+        for name in self.names[1:]:
+            self.manage(
                 f"nova-manage cell_v2 create_cell --name {name}",
-                nova_conf,
+                self.nova_conf,
                 "cell_v2",
                 "create_cell",
                 "--name",
                 name,
                 "--database_connection",
-                cell_urls[name],
+                self.cell_urls[name],
                 "--transport-url",
-                _transport_url(secret, prefix, name),
+                _transport_url(self.secret, self.prefix, name),
             )
-        timings["api"] = time.monotonic() - started
+        self.mark("api")
         # Not concurrently with the commands above: two writers on one SQLite file
         # can deadlock ("database is locked"), and ids stay deterministic.
-        formats_chain()
+        self.formats_chain()
 
-    def formats_chain() -> None:
+    def formats_chain(self) -> None:
+        """Flavors and aggregates created, and the plan's rows serialized, by Nova itself."""
         result = forkserver.script(
-            "nova_formats.py", "--config-file", str(nova_conf), "--request", str(request_file)
+            "nova_formats.py",
+            "--config-file",
+            str(self.nova_conf),
+            "--request",
+            str(self.request_file),
         )
-        formats_out.append(steps.check("nova_formats.py", result))
-        timings["formats"] = time.monotonic() - started
+        self.formats_out.append(self.steps.check("nova_formats.py", result))
+        self.mark("formats")
 
-    def placement_chain() -> None:
-        steps.check(
+    def placement_chain(self, bed: TestBed) -> None:
+        """Placement's schema, then its server (recorded in the bed at once)."""
+        conf = str(self.directory / "placement.conf")
+        self.steps.check(
             "placement-manage db sync",
-            run_tool(
-                [
-                    tool("placement-manage"),
-                    "--config-file",
-                    str(directory / "placement.conf"),
-                    "db",
-                    "sync",
-                ],
-                check=False,
-            ),
+            run_tool([tool("placement-manage"), "--config-file", conf, "db", "sync"], check=False),
         )
-        bed.placement_pid, bed.placement_url = placement.start(directory, prefix)
+        bed.placement_pid, bed.placement_url = placement.start(self.directory, self.prefix)
         bed.save()  # from here on, `down` can stop Placement
-        timings["placement"] = time.monotonic() - started
+        self.mark("placement")
 
-    def cell_chain(name: str) -> None:
-        manage(f"nova-manage db sync ({name})", cell_confs[name], "db", "sync", "--local_cell")
-        timings[f"sync_{name}"] = time.monotonic() - started
-
-    steps.chain(placement_chain)
-    forkserver.zygote()  # Nova's import, once, while Placement starts
-    timings["zygote"] = time.monotonic() - started
-    steps.chain(api_chain)
-    for name in names:
-        steps.chain(cell_chain, name)
-    try:
-        steps.wait()
-        bed.cells = read_cells(api_url)
-        write_configs(bed)
-        bed.save()
-        bed.counts = seed(bed, plan, parse_formats(formats_out[0]))
-        timings["seed"] = time.monotonic() - started
-        bed.save()
-    except BaseException:
-        steps.wait(reraise=False)
-        placement.stop(bed.placement_pid, prefix)
-        raise
-    (directory / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
-    return bed
+    def cell_chain(self, name: str) -> None:
+        """One cell's schema."""
+        self.manage(
+            f"nova-manage db sync ({name})", self.cell_confs[name], "db", "sync", "--local_cell"
+        )
+        self.mark(f"sync_{name}")
 
 
 class Steps:

@@ -1,8 +1,9 @@
-"""SQLAlchemy plumbing for the bed: short-lived engines and multi-row inserts.
+"""Plain SQL on the bed's databases: short-lived engines, one-shot statements, bulk inserts.
 
-Seeding must scale to 100,000 instances per cell, so rows always go in with
-executemany (PyMySQL turns that into multi-row INSERTs), never one statement
-per row.
+`query`, `scalar` and `execute` run one statement on a URL (what the tests use);
+`connect` gives one transaction. Seeding must scale to 100,000 instances per
+cell, so rows always go in with executemany (PyMySQL turns that into multi-row
+INSERTs), never one statement per row.
 """
 
 from __future__ import annotations
@@ -22,14 +23,37 @@ def make_engine(url: str) -> sa.Engine:
 
 
 @contextmanager
+def engine(url: str) -> Iterator[sa.Engine]:
+    """An engine on `url` for the block, disposed when it ends."""
+    eng = make_engine(url)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@contextmanager
 def connect(url: str) -> Iterator[sa.Connection]:
     """One transaction on `url`, committed when the block ends without error."""
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            yield conn
-    finally:
-        engine.dispose()
+    with engine(url) as eng, eng.begin() as conn:
+        yield conn
+
+
+def query(url: str, sql: str, **params: Any) -> list[sa.Row[Any]]:
+    """The rows one SQL statement returns on `url`."""
+    with engine(url) as eng, eng.connect() as conn:
+        return list(conn.execute(sa.text(sql), params))
+
+
+def scalar(url: str, sql: str, **params: Any) -> Any:
+    """The first column of the first row one SQL statement returns on `url`."""
+    return query(url, sql, **params)[0][0]
+
+
+def execute(url: str, sql: str, **params: Any) -> None:
+    """Run one SQL statement on `url` and commit it."""
+    with connect(url) as conn:
+        conn.execute(sa.text(sql), params)
 
 
 def insert_rows(conn: sa.Connection, table: str, rows: Sequence[dict[str, Any]]) -> int:

@@ -189,73 +189,10 @@ def new_hosts(bed: TestBed, count: int) -> list[Change]:
     api = PlacementAPI(bed.placement_url) if bed.owns_placement and bed.placement_url else None
     try:
         for cell in cells:
-            wanted = per_cell[cell.name]
-            if not wanted:
+            if not per_cell[cell.name]:
                 continue
             with connect(cell.url) as conn:
-                service = dict(
-                    conn.execute(
-                        sa.text(
-                            "SELECT * FROM services WHERE `binary` = 'nova-compute' "
-                            "AND deleted = 0 ORDER BY id LIMIT 1"
-                        )
-                    )
-                    .mappings()
-                    .one()
-                )
-                node = dict(
-                    conn.execute(
-                        sa.text("SELECT * FROM compute_nodes WHERE deleted = 0 ORDER BY id LIMIT 1")
-                    )
-                    .mappings()
-                    .one()
-                )
-                existing = {r.host for r in conn.execute(sa.text("SELECT host FROM services"))}
-                rng = _rng(bed, "new_hosts", f"{cell.name}:{len(existing)}")
-                service_id, node_id = next_id(conn, "services"), next_id(conn, "compute_nodes")
-                now = _anchor(bed)
-                services, nodes = [], []
-                number = 1
-                for k in range(wanted):
-                    while f"{cell.name}-new{number:03d}" in existing:
-                        number += 1
-                    host = f"{cell.name}-new{number:03d}"
-                    existing.add(host)
-                    services.append(
-                        {
-                            **service,
-                            "id": service_id + k,
-                            "uuid": _uuid(rng),
-                            "host": host,
-                            "report_count": 1,
-                            "created_at": now,
-                            "updated_at": now,
-                            "last_seen_up": now,
-                        }
-                    )
-                    nodes.append(
-                        {
-                            **node,
-                            "id": node_id + k,
-                            "uuid": _uuid(rng),
-                            "host": host,
-                            "hypervisor_hostname": host,
-                            "service_id": service_id + k,
-                            "mapped": 0,
-                            "vcpus_used": 0,
-                            "memory_mb_used": 512,
-                            "local_gb_used": 0,
-                            "running_vms": 0,
-                            "free_ram_mb": node["memory_mb"] - 512,
-                            "free_disk_gb": node["local_gb"],
-                            "disk_available_least": node["local_gb"],
-                            "stats": '{"num_instances": "0"}',
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                    )
-                insert_rows(conn, "services", services)
-                insert_rows(conn, "compute_nodes", nodes)
+                nodes = _add_hosts(bed, conn, cell.name, per_cell[cell.name])
             for node_row in nodes:
                 change: Change = {
                     "scenario": "new_hosts",
@@ -272,6 +209,85 @@ def new_hosts(bed: TestBed, count: int) -> list[Change]:
         if api is not None:
             api.close()
     return changes
+
+
+def _add_hosts(bed: TestBed, conn: sa.Connection, cell: str, wanted: int) -> list[dict[str, Any]]:
+    """`wanted` hosts `<cell>-newNNN` like the cell's first compute host; their node rows."""
+    service = _first_row(
+        conn,
+        "SELECT * FROM services WHERE `binary` = 'nova-compute' "
+        "AND deleted = 0 ORDER BY id LIMIT 1",
+    )
+    node = _first_row(conn, "SELECT * FROM compute_nodes WHERE deleted = 0 ORDER BY id LIMIT 1")
+    existing = {r.host for r in conn.execute(sa.text("SELECT host FROM services"))}
+    rng = _rng(bed, "new_hosts", f"{cell}:{len(existing)}")
+    service_id, node_id = next_id(conn, "services"), next_id(conn, "compute_nodes")
+    now = _anchor(bed)
+    services, nodes = [], []
+    for k, host in enumerate(_free_host_names(cell, existing, wanted)):
+        services.append(
+            {
+                **service,
+                "id": service_id + k,
+                "uuid": _uuid(rng),
+                "host": host,
+                "report_count": 1,
+                "created_at": now,
+                "updated_at": now,
+                "last_seen_up": now,
+            }
+        )
+        nodes.append(_empty_node(node, node_id + k, _uuid(rng), host, service_id + k, now))
+    insert_rows(conn, "services", services)
+    insert_rows(conn, "compute_nodes", nodes)
+    return nodes
+
+
+def _first_row(conn: sa.Connection, sql: str) -> dict[str, Any]:
+    """The one row `sql` selects, as a dict."""
+    return dict(conn.execute(sa.text(sql)).mappings().one())
+
+
+def _free_host_names(cell: str, existing: set[str], wanted: int) -> list[str]:
+    """`wanted` names `<cell>-newNNN` not in `existing` (which gets them added)."""
+    names = []
+    number = 1
+    for _ in range(wanted):
+        while f"{cell}-new{number:03d}" in existing:
+            number += 1
+        names.append(f"{cell}-new{number:03d}")
+        existing.add(names[-1])
+    return names
+
+
+def _empty_node(
+    template: dict[str, Any],
+    node_id: int,
+    uuid: str,
+    host: str,
+    service_id: int,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """A compute node like `template` on a new host: unmapped, nothing running on it."""
+    return {
+        **template,
+        "id": node_id,
+        "uuid": uuid,
+        "host": host,
+        "hypervisor_hostname": host,
+        "service_id": service_id,
+        "mapped": 0,
+        "vcpus_used": 0,
+        "memory_mb_used": 512,
+        "local_gb_used": 0,
+        "running_vms": 0,
+        "free_ram_mb": template["memory_mb"] - 512,
+        "free_disk_gb": template["local_gb"],
+        "disk_available_least": template["local_gb"],
+        "stats": '{"num_instances": "0"}',
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _copy_provider(api: PlacementAPI, uuid: str, name: str) -> None:

@@ -31,6 +31,14 @@ def snapshot_tables(url: str) -> dict[str, str]:
         engine.dispose()
 
 
+def snapshot_databases(bed: TestBed) -> dict[str, dict[str, str]]:
+    """`snapshot_tables` of the API DB ("api") and of every cell DB (by cell name)."""
+    shots = {"api": snapshot_tables(bed.api_url)}
+    for cell in bed.cells:
+        shots[cell.name] = snapshot_tables(cell.url)
+    return shots
+
+
 def _mysql(conn: sa.Connection) -> dict[str, str]:
     rows = conn.execute(
         sa.text(

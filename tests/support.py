@@ -7,18 +7,21 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
 
 from nova_audit_ops import registry, runner
 from nova_audit_ops.engine.report import Report
 from nova_audit_ops.engine.state import MemoryStateStore, StateStore
 
+# The bed's SQL helpers (testbed.db), under the names the tests call.
+from testbed.db import engine as engine
+from testbed.db import execute as execute
+from testbed.db import query as query
+from testbed.snapshot import snapshot_databases
+
 REPO = Path(__file__).resolve().parents[1]
+snapshot = snapshot_databases  # checksums of every table of the API DB and every cell DB
 
 
 def cell_url(bed: Any, name: str) -> str:
@@ -26,35 +29,6 @@ def cell_url(bed: Any, name: str) -> str:
         if cell.name == name:
             return str(cell.url)
     raise KeyError(name)
-
-
-@contextmanager
-def engine(url: str) -> Iterator[sa.Engine]:
-    eng = sa.create_engine(url)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-
-
-def query(url: str, sql: str, **params: Any) -> list[sa.Row]:
-    with engine(url) as eng, eng.connect() as conn:
-        return list(conn.execute(sa.text(sql), params))
-
-
-def execute(url: str, sql: str, **params: Any) -> None:
-    with engine(url) as eng, eng.begin() as conn:
-        conn.execute(sa.text(sql), params)
-
-
-def snapshot(bed: Any) -> dict[str, dict[str, str]]:
-    """Checksums of every table of the API DB and every cell DB."""
-    from testbed import snapshot_tables
-
-    shots = {"api": snapshot_tables(bed.api_url)}
-    for cell in bed.cells:
-        shots[cell.name] = snapshot_tables(cell.url)
-    return shots
 
 
 def run(

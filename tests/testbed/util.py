@@ -5,32 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import sqlalchemy as sa
-
 from testbed import TestBed
+
+# The bed's SQL helpers (testbed.db), under the names the tests call.
+from testbed.db import execute as execute
+from testbed.db import query, scalar
 from testbed.placement import PlacementAPI
+from testbed.snapshot import snapshot_databases
 
-
-def query(url: str, sql: str, **params: Any) -> list[sa.Row[Any]]:
-    engine = TestBed.engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(sa.text(sql), params))
-    finally:
-        engine.dispose()
-
-
-def scalar(url: str, sql: str, **params: Any) -> Any:
-    return query(url, sql, **params)[0][0]
-
-
-def execute(url: str, sql: str, **params: Any) -> None:
-    engine = TestBed.engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text(sql), params)
-    finally:
-        engine.dispose()
+tables = snapshot_databases  # checksums of every table of the API DB and every cell DB
 
 
 def placement(bed: TestBed) -> PlacementAPI:
@@ -90,12 +73,3 @@ def flavor_of(bed: TestBed, cell: str, instance_uuid: str) -> dict[str, Any]:
         u=instance_uuid,
     )
     return dict(json.loads(blob))
-
-
-def tables(bed: TestBed) -> dict[str, dict[str, str]]:
-    from testbed import snapshot_tables
-
-    shots = {"api": snapshot_tables(bed.api_url)}
-    for cell in bed.cells:
-        shots[cell.name] = snapshot_tables(cell.url)
-    return shots
