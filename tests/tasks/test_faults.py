@@ -89,3 +89,19 @@ def test_a_placement_that_always_fails_fails_every_cell_by_name(
             for problem in failed_problems(report):
                 assert "Placement returned 500" in problem, problem
         assert (support.snapshot(bed), testbed.snapshot_placement(bed)) == before
+
+
+def test_reset_connections_are_failed_findings_never_crashes(
+    nova_bed_placement: Any, tmp_path: Path
+) -> None:
+    """Every other connection reset (no retries): 'Placement cannot be reached', exit 2."""
+    bed = nova_bed_placement
+    with FaultProxy(bed.placement_url, reset_every=2) as proxy:
+        placement = {"endpoint": proxy.url, "connect_retries": "0"}
+        config = support.config_with(bed, tmp_path, placement=placement)
+        for task in ("heal_allocations", "orphaned_allocations"):
+            report = run_cli(config, task)
+            assert report["code"] == Code.FAILURE and report["cells_failed"], report
+            for problem in failed_problems(report):
+                assert "Placement cannot be reached (ConnectFailure)" in problem, problem
+        assert proxy.resets > 0
