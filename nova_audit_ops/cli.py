@@ -2,8 +2,10 @@
 
 Every DAG param is an option of the same name (`batch_size` -> `--batch-size`).
 Exit code = the report's code (0 OK, 1 WARNING, 2 FAILURE); a bad option, an
-unknown cell or an unreachable API database exits 2 having written nothing;
-a crash exits 255.
+unknown cell or an unreachable API database exits 2 having written nothing.
+255 means a bug of nova-audit: a crash outside the runner, or a cell the runner
+contained (its report is still printed, the other cells still ran). A failing
+database or service never exits 255.
 """
 
 from __future__ import annotations
@@ -84,6 +86,14 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         ctx.engines.dispose()
     print(render.to_json(report) if args.json else render.table(report))
+    crashed = runner.crashes(report)
+    if crashed:
+        print(
+            f"nova-audit hit a bug in {crashed} cell(s) or step(s): the traceback is logged "
+            "above; please report it (exit 255)",
+            file=sys.stderr,
+        )
+        return CRASH_EXIT_CODE
     return int(report.code)
 
 
@@ -113,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except NovaAuditError as exc:
         print(f"ERROR: {secrets.scrub(str(exc))}", file=sys.stderr)
+        return int(Code.FAILURE)
+    except runner.EXPECTED_FAILURES as exc:  # a database or service failed: not a crash
+        print(f"ERROR: {runner.failure_message(exc)}", file=sys.stderr)
         return int(Code.FAILURE)
     except Exception:
         print(secrets.scrub(traceback.format_exc()), file=sys.stderr)

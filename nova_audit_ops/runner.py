@@ -1,17 +1,21 @@
 """Run a task once, per cell or over all cells: the code the CLI and operators share.
 
-Unknown cells and bad options are refused before anything is written; one cell
-that fails (unreachable database, unexpected error) becomes a failed-cell
-finding and the other cells go on.
+Unknown cells and bad options are refused before anything is written. This is
+the one failure boundary: whatever a cell (or the global step) raises becomes a
+failed-cell finding and the other cells go on. Expected failures (a service's
+error, an unreachable database) say what broke; anything else is a bug of
+nova-audit, counted in `details["crashes"]` so that the CLI exits 255.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from keystoneauth1 import exceptions as ksa_exceptions
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,6 +31,16 @@ from nova_audit_ops.settings.config import AuditConfig
 from nova_audit_ops.settings.errors import NovaAuditError
 
 LOG = logging.getLogger("nova_audit")
+GLOBAL = "global"  # the label of the global step in reports
+CRASHES = "crashes"  # report.details key: cells that ended in a nova-audit bug (adds up)
+# Failures of the world, not of nova-audit: a cell that raises one is reported as
+# failed (code 2). requests' exceptions derive from OSError. Anything else is a bug.
+EXPECTED_FAILURES: tuple[type[Exception], ...] = (
+    NovaAuditError,
+    SQLAlchemyError,
+    ksa_exceptions.ClientException,
+    OSError,
+)
 
 
 def options_for(task: str, config: AuditConfig, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,23 +96,16 @@ def chosen_cells(ctx: RunContext) -> list[Cell]:
 
 
 def run_cell(ctx: RunContext, cell: Cell) -> Report:
-    """Run the task for one cell; a failure of the cell becomes its report."""
+    """Run the task for one cell; anything the cell raises becomes its report."""
     module = MODULES[ctx.spec.name]
     try:
         report: Report = module.run_cell(ctx, cell)
-    except NovaAuditError as exc:
-        report = _failed(ctx, cell, secrets.scrub(str(exc)))
-    except SQLAlchemyError as exc:
-        url = ctx.engines.cell_url(cell)
-        report = _failed(ctx, cell, str(unreachable(f"cell {cell.label}", url, exc)))
+    except Exception as exc:
+        report = _contained(
+            ctx, cell.label, exc, f"cell {cell.label}", lambda: ctx.engines.cell_url(cell)
+        )
     for line in (f.problem for f in report.findings if f.kind == "cell"):
         LOG.error("%s", line)
-    return report
-
-
-def _failed(ctx: RunContext, cell: Cell, problem: str) -> Report:
-    report = ctx.new_report()
-    report.cell_failed(cell.label, problem, fix=f"fix the cause, then rerun {ctx.spec.name}")
     return report
 
 
@@ -108,21 +115,68 @@ def runs_global_step(ctx: RunContext) -> bool:
 
 
 def run_global(ctx: RunContext) -> Report:
-    """Run the task's work that belongs to no cell (needs every cell for lookups)."""
+    """Run the task's work that belongs to no cell; anything it raises becomes its report."""
     module = MODULES[ctx.spec.name]
     try:
         report: Report = module.run_global(ctx, ctx.all_cells())
-    except NovaAuditError as exc:
-        report = _failed_global(ctx, secrets.scrub(str(exc)))
-    except SQLAlchemyError as exc:
-        report = _failed_global(ctx, str(unreachable("API", ctx.engines.api_url, exc)))
+    except Exception as exc:
+        report = _contained(ctx, GLOBAL, exc, "API", lambda: ctx.engines.api_url)
+        for line in (f.problem for f in report.findings if f.kind == "cell"):
+            LOG.error("%s", line)
     return report
 
 
-def _failed_global(ctx: RunContext, problem: str) -> Report:
-    LOG.error("%s", problem)
+def failure_message(exc: BaseException) -> str:
+    """A scrubbed one-line message for a failure: the error's own text, typed where useful."""
+    if isinstance(exc, NovaAuditError):
+        text = str(exc)  # written for the operator: the problem and the fix
+    elif isinstance(exc, SQLAlchemyError):
+        lines = str(getattr(exc, "orig", None) or exc).splitlines() or [""]
+        text = f"database error ({type(exc).__name__}): {lines[0]}"
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return " ".join(secrets.scrub(text).split())
+
+
+def crashes(report: Report) -> int:
+    """How many cells (or global steps) of this report ended in a nova-audit bug."""
+    return int(report.details.get(CRASHES) or 0)
+
+
+def _contained(
+    ctx: RunContext,
+    label: str,
+    exc: Exception,
+    db_label: str,
+    db_url: Callable[[], str],
+) -> Report:
+    """The report of a cell (or the global step) that raised `exc`: failed, or crashed."""
+    if isinstance(exc, SQLAlchemyError):
+        problem = str(unreachable(db_label, db_url(), exc))
+    elif isinstance(exc, EXPECTED_FAILURES):
+        problem = failure_message(exc)
+    else:
+        return _crashed(ctx, label, exc)
+    return _failed(ctx, label, problem, fix=f"fix the cause, then rerun {ctx.spec.name}")
+
+
+def _crashed(ctx: RunContext, label: str, exc: Exception) -> Report:
+    """A bug of nova-audit, contained: logged with its traceback, counted in the report."""
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    LOG.error("nova-audit bug in %s (%s):\n%s", ctx.spec.name, label, secrets.scrub(trace))
+    problem = f"nova-audit bug, {label} not finished: {failure_message(exc)}"
+    fix = (
+        "report this bug of nova-audit with the traceback from the log; the other cells "
+        f"were checked: rerun {ctx.spec.name} once it is fixed"
+    )
+    report = _failed(ctx, label, problem, fix=fix)
+    report.details[CRASHES] = 1
+    return report
+
+
+def _failed(ctx: RunContext, label: str, problem: str, *, fix: str) -> Report:
     report = ctx.new_report()
-    report.cell_failed("global", problem, fix=f"fix the cause, then rerun {ctx.spec.name}")
+    report.cell_failed(label, problem, fix=fix)
     return report
 
 

@@ -16,10 +16,14 @@ from urllib.parse import urlsplit, urlunsplit
 from keystoneauth1 import session as ksa_session
 
 from nova_audit_ops.clients.keystone import make_session
-from nova_audit_ops.settings.errors import ServiceUnreachableError
+from nova_audit_ops.settings.errors import NovaAuditError, ServiceError, ServiceUnreachableError
 
 CINDER_API_VERSION = "3.44"  # attachments API (3.27+), attachment complete (3.44)
 INTERFACE_NAMES = {"publicURL": "public", "internalURL": "internal", "adminURL": "admin"}
+
+
+class CinderDiscoveryError(NovaAuditError):
+    """Cinder's volume endpoint or its v3 version document could not be found."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ def endpoint_url(session: ksa_session.Session, where: CinderEndpoint) -> str:
         region_name=where.region_name,
     )
     if not url:
-        raise LookupError(
+        raise CinderDiscoveryError(
             f"no {where.service_type} endpoint ({where.interface}) in the service catalog"
         )
     return str(url)
@@ -109,13 +113,13 @@ def server_versions(options: Mapping[str, str]) -> tuple[str, str]:
     try:
         versions = response.json()["versions"]
     except (ValueError, KeyError, TypeError):
-        raise LookupError(
+        raise CinderDiscoveryError(
             f"{url} answered {response.status_code} without a version document"
         ) from None
     for version in versions:
         if str(version.get("version", "")).startswith("3."):
             return str(version.get("min_version") or "3.0"), str(version["version"])
-    raise LookupError(f"{url} offers no volume API v3")
+    raise CinderDiscoveryError(f"{url} offers no volume API v3")
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ def list_attachments(client: Any) -> list[Attachment]:
     ]
 
 
-class CinderError(Exception):
+class CinderError(ServiceError):
     """Cinder answered one request with an error."""
 
 
@@ -169,7 +173,7 @@ def delete_attachment(client: Any, attachment_id: str) -> bool:
     except cinder_exceptions.NotFound:
         return False
     except cinder_exceptions.ClientException as exc:
-        raise CinderError(str(exc)) from None
+        raise CinderError(str(exc), getattr(exc, "code", None)) from None
     return True
 
 

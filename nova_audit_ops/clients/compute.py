@@ -15,18 +15,19 @@ from typing import Any
 from keystoneauth1 import adapter, exceptions
 
 from nova_audit_ops.clients.keystone import make_adapter
-from nova_audit_ops.settings.errors import ConfigError, ServiceUnreachableError
+from nova_audit_ops.settings.errors import ConfigError, ServiceError, ServiceUnreachableError
 
 # 2.53: services addressed by uuid, forced_down and status in one PUT.
 SERVICES_MV = "2.53"
 
 
-class ComputeAPIError(Exception):
+class ComputeAPIError(ServiceError):
     """Nova's API answered one request with an error."""
 
+    status: int
+
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"Nova API returned {status}: {message}")
-        self.status = status
+        super().__init__(f"Nova API returned {status}: {message}", status)
 
 
 class ComputeClient:

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from keystoneauth1 import adapter, exceptions
 
 from nova_audit_ops.clients.keystone import make_adapter
-from nova_audit_ops.settings.errors import ServiceUnreachableError
+from nova_audit_ops.settings.errors import ServiceError, ServiceUnreachableError
 
 # 1.28: consumer generations in allocations; 1.38: consumer_type. 1.19: aggregates
 # with generations. Nova's own report client uses these as well.
@@ -33,12 +33,13 @@ R = TypeVar("R")
 AllocationsChange = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
-class PlacementError(Exception):
+class PlacementError(ServiceError):
     """Placement answered with an error for one request."""
 
+    status: int
+
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"Placement returned {status}: {message}")
-        self.status = status
+        super().__init__(f"Placement returned {status}: {message}", status)
 
 
 @dataclass(frozen=True)

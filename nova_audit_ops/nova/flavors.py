@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from nova_audit_ops.settings.errors import NovaAuditError
+
 _RESOURCES_SPEC = re.compile(r"^resources([1-9][0-9]*|_[A-Za-z0-9_-]+)?:([A-Z0-9_]+)$")
 # Requests heal_allocations must not create blindly: Nova refuses them too.
 UNHEALABLE_SPECS = {
@@ -25,7 +27,7 @@ UNHEALABLE_SPECS = {
 }
 
 
-class FlavorError(ValueError):
+class FlavorError(NovaAuditError):
     """instance_extra.flavor is missing or not Nova's serialized form."""
 
 

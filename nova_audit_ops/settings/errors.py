@@ -28,3 +28,15 @@ class ServiceUnreachableError(NovaAuditError):
 
 class LockBusyError(NovaAuditError):
     """Another run holds the named lock that serializes this task."""
+
+
+class ServiceError(NovaAuditError):
+    """A REST service (Placement, Nova's API, Cinder) answered one request with an error.
+
+    `status` is the HTTP status of the answer, None where the client library
+    did not say.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from nova_audit_ops.clients import secrets
+from nova_audit_ops.clients.cinder import CinderDiscoveryError
 from nova_audit_ops.clients.placement import PlacementError
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Finding, Report, Status
@@ -119,10 +120,10 @@ def _placement_check(ctx: RunContext) -> list[Finding]:
     fix = "check the [placement] section (auth, endpoint, region_name, valid_interfaces)"
     try:
         max_version = ctx.placement.max_microversion()
+    except PlacementError as exc:  # before NovaAuditError, which it derives from
+        return [check_problem(name, f"Placement refused the request: {exc}", fix, failure=True)]
     except NovaAuditError as exc:  # no [placement] section, or unreachable
         return [check_problem(name, str(exc), fix, failure=True)]
-    except PlacementError as exc:
-        return [check_problem(name, f"Placement refused the request: {exc}", fix, failure=True)]
     except ksa_exceptions.ClientException as exc:
         problem = f"Placement cannot be used ({type(exc).__name__}: {exc})"
         return [check_problem(name, problem, fix, failure=True)]
@@ -150,11 +151,11 @@ def _cinder_check(ctx: RunContext) -> tuple[list[Finding], str]:
     fix = "check the [cinder] section (auth, catalog_info or endpoint_override, region)"
     try:
         _, max_version = ctx.cinder.server_versions()
-    except NovaAuditError as exc:
-        return [check_problem(name, str(exc), fix, failure=True)], ""
-    except (ksa_exceptions.ClientException, LookupError) as exc:
+    except (ksa_exceptions.ClientException, CinderDiscoveryError) as exc:
         problem = f"unable to determine the Cinder API version ({type(exc).__name__}: {exc})"
         return [check_problem(name, problem, fix)], ""
+    except NovaAuditError as exc:  # after CinderDiscoveryError, which derives from it
+        return [check_problem(name, str(exc), fix, failure=True)], ""
     if _version_tuple(max_version) < _version_tuple(MIN_CINDER_MICROVERSION):
         problem = (
             f"Cinder API {MIN_CINDER_MICROVERSION} or newer is required, this Cinder offers "
