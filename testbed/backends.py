@@ -12,6 +12,7 @@ on a real cloud, and the product's masking can be tested against it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import secrets
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from testbed.errors import TestBedError
+from testbed.threads import in_parallel
 from testbed.tools import REPO
 
 ADMIN_URL_ENV = "NOVA_AUDIT_TESTBED_ADMIN_URL"
@@ -202,21 +204,7 @@ class MariaDB:
     @staticmethod
     def _each(fn: Callable[[str, str], None], pairs: Iterable[tuple[str, str]]) -> None:
         jobs = [(_db_name(src), _db_name(dst)) for src, dst in pairs]
-        errors: list[BaseException] = []
-
-        def work(src: str, dst: str) -> None:
-            try:
-                fn(src, dst)
-            except BaseException as exc:  # reported below, in the caller's thread
-                errors.append(exc)
-
-        threads = [threading.Thread(target=work, args=job) for job in jobs]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise errors[0]
+        in_parallel(*(functools.partial(fn, src, dst) for src, dst in jobs))
 
 
 def run(conn: sa.Connection, statement: str) -> Any:

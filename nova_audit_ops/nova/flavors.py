@@ -88,7 +88,12 @@ def resources(
     for key, value in flavor.extra_specs.items():
         match = _RESOURCES_SPEC.match(key)
         if match:
-            amount = int(value)
+            try:
+                amount = int(value)
+            except ValueError:
+                raise FlavorError(
+                    f"extra spec {key} = {value!r} is not a whole number of {match.group(2)}"
+                ) from None
             overrides[match.group(2)] = overrides.get(match.group(2), 0) + amount
     wanted.update(overrides)
     if _cpu_policy(flavor, image_cpu_policy) == "dedicated" and "PCPU" not in overrides:

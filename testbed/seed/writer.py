@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from testbed.seed.hosts import compute_node_rows, host_usage, service_rows
 from testbed.seed.instances import CellRows, Ids, instance_rows
 from testbed.seed.model import INSTANCE_CHUNK, Host, Instance, Plan, new_uuid, rng_for
 from testbed.state import Cell, TestBed
+from testbed.threads import in_parallel
 
 Shapes = dict[str, dict[str, Any]]
 
@@ -106,27 +106,6 @@ def timed(
             seconds[part] = round(time.monotonic() - started, 2)
 
     return run
-
-
-def in_parallel(*jobs: Callable[[], Any]) -> list[Any]:
-    """Run the jobs in threads; their results in order, or the first error."""
-    results: list[Any] = [None] * len(jobs)
-    errors: list[BaseException] = []
-
-    def work(index: int, job: Callable[[], Any]) -> None:
-        try:
-            results[index] = job()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(n, job)) for n, job in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 def seed_placement(

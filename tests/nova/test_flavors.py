@@ -71,3 +71,9 @@ def test_what_must_not_be_healed_says_why(specs: dict[str, str], needle: str) ->
 def test_malformed_flavor_is_a_clear_error(raw: str | None) -> None:
     with pytest.raises(FlavorError, match="flavor"):
         parse_flavor(raw)
+
+
+def test_a_resources_extra_spec_that_is_no_number_is_a_flavor_error() -> None:
+    flavor = parse_flavor(serialized(extra_specs={"resources:VCPU": "two"}))
+    with pytest.raises(FlavorError, match=r"resources:VCPU = 'two' is not a whole number"):
+        resources(flavor, volume_backed=False)
