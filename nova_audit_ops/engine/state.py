@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from enum import StrEnum
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,7 +29,7 @@ class StateStore(Protocol):
     def put(self, key: str, value: dict[str, Any] | None) -> None: ...
 
 
-class MarkerKind(StrEnum):
+class MarkerKind(str, Enum):
     """What a marker remembers; the value is its segment in the key."""
 
     RESUME = ""  # where the next run of a walk starts
