@@ -8,17 +8,19 @@ Endpoint options follow nova.conf's [cinder] section: `catalog_info`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from keystoneauth1 import session as ksa_session
 
 from nova_audit_ops.clients.keystone import make_session
+from nova_audit_ops.clients.retry import NO_RETRIES, TRANSIENT_STATUSES, RetryPolicy, with_retries
 from nova_audit_ops.settings.errors import NovaAuditError, ServiceError, ServiceUnreachableError
 
 CINDER_API_VERSION = "3.44"  # attachments API (3.27+), attachment complete (3.44)
+T = TypeVar("T")
 INTERFACE_NAMES = {"publicURL": "public", "internalURL": "internal", "adminURL": "admin"}
 
 
@@ -73,14 +75,14 @@ def endpoint_url(session: ksa_session.Session, where: CinderEndpoint) -> str:
     return str(url)
 
 
-def make_cinder(options: Mapping[str, str]) -> Any:
+def make_cinder(options: Mapping[str, str], policy: RetryPolicy | None = None) -> Any:
     """A python-cinderclient v3 client built on a keystoneauth1 session."""
     from cinderclient import client
 
     where = endpoint_options(options)
     return client.Client(
         CINDER_API_VERSION,
-        session=make_session("cinder", options),
+        session=make_session("cinder", options, policy),
         service_type=where.service_type,
         service_name=where.service_name,
         region_name=where.region_name,
@@ -101,13 +103,15 @@ def _version_root(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def server_versions(options: Mapping[str, str]) -> tuple[str, str]:
+def server_versions(
+    options: Mapping[str, str], policy: RetryPolicy | None = None
+) -> tuple[str, str]:
     """Cinder's v3 (min, max) microversions from its version document.
 
     Read through the keystoneauth1 session (its timeout and TLS settings),
     not cinderclient's bare `requests` call, which has no timeout.
     """
-    sess = make_session("cinder", options)
+    sess = make_session("cinder", options, policy)
     url = _version_root(endpoint_url(sess, endpoint_options(options)))
     response = sess.get(url, authenticated=False, raise_exc=False)
     try:
@@ -132,14 +136,42 @@ class Attachment:
     status: str
 
 
-def list_attachments(client: Any) -> list[Attachment]:
+def retried(call: Callable[[], T], policy: RetryPolicy, what: str) -> T:
+    """`call()`, repeated while cinderclient raises a transient HTTP error (429, 5xx).
+
+    Only for reads and idempotent writes; after the budget the last error is raised.
+    """
+    from cinderclient import exceptions as cinder_exceptions
+
+    def attempt() -> tuple[T | None, Exception | None]:
+        try:
+            return call(), None
+        except cinder_exceptions.ClientException as exc:
+            if getattr(exc, "code", None) in TRANSIENT_STATUSES:
+                return None, exc
+            raise
+
+    def judge(outcome: tuple[T | None, Exception | None]) -> tuple[bool, float | None]:
+        error = outcome[1]
+        return error is not None, getattr(error, "retry_after", None) or None
+
+    (value, error), _ = with_retries(attempt, judge, policy, what=what)
+    if error is not None:
+        raise error
+    return value  # type: ignore[return-value]
+
+
+def list_attachments(client: Any, policy: RetryPolicy = NO_RETRIES) -> list[Attachment]:
     """Every attachment of every project; cinderclient follows the `next` links."""
     from cinderclient import exceptions as cinder_exceptions
     from keystoneauth1 import exceptions as ksa_exceptions
 
+    def read() -> Any:
+        return list(client.attachments.list(search_opts={"all_tenants": 1}, detailed=True))
+
     try:
-        found = client.attachments.list(search_opts={"all_tenants": 1}, detailed=True)
-    except (ksa_exceptions.ConnectFailure, ksa_exceptions.EndpointNotFound) as exc:
+        found = retried(read, policy, "Cinder GET /attachments/detail")
+    except (ksa_exceptions.ConnectionError, ksa_exceptions.EndpointNotFound) as exc:
         raise ServiceUnreachableError(
             f"Cinder cannot be reached ({type(exc).__name__}): check the [cinder] section "
             "(auth, catalog_info or endpoint_override, region)."
@@ -164,16 +196,26 @@ class CinderError(ServiceError):
     """Cinder answered one request with an error."""
 
 
-def delete_attachment(client: Any, attachment_id: str) -> bool:
-    """Delete an attachment through Cinder (which detaches on its backend); False if gone."""
+def delete_attachment(client: Any, attachment_id: str, policy: RetryPolicy = NO_RETRIES) -> bool:
+    """Delete an attachment through Cinder (which detaches on its backend); False if gone.
+
+    Idempotent, so retried: a 404 on a retry means an earlier attempt deleted it.
+    """
     from cinderclient import exceptions as cinder_exceptions
+    from keystoneauth1 import exceptions as ksa_exceptions
 
     try:
-        client.attachments.delete(attachment_id)
+        retried(
+            lambda: client.attachments.delete(attachment_id),
+            policy,
+            f"Cinder DELETE /attachments/{attachment_id}",
+        )
     except cinder_exceptions.NotFound:
         return False
     except cinder_exceptions.ClientException as exc:
         raise CinderError(str(exc), getattr(exc, "code", None)) from None
+    except (ksa_exceptions.ConnectionError, ksa_exceptions.EndpointNotFound) as exc:
+        raise CinderError(f"Cinder cannot be reached ({type(exc).__name__})") from None
     return True
 
 
@@ -183,23 +225,24 @@ class CinderClient:
     The cinderclient client is built on the first call that needs it.
     """
 
-    def __init__(self, options: Mapping[str, str]) -> None:
+    def __init__(self, options: Mapping[str, str], policy: RetryPolicy | None = None) -> None:
         self._options = dict(options)
+        self._policy = policy or RetryPolicy()
         self._client: Any = None
 
     def _cinder(self) -> Any:
         if self._client is None:
-            self._client = make_cinder(self._options)
+            self._client = make_cinder(self._options, self._policy)
         return self._client
 
     def list_attachments(self) -> list[Attachment]:
         """Every attachment of every project (needs the admin role)."""
-        return list_attachments(self._cinder())
+        return list_attachments(self._cinder(), self._policy)
 
     def delete_attachment(self, attachment_id: str) -> bool:
         """Delete an attachment through Cinder; False if it was already gone."""
-        return delete_attachment(self._cinder(), attachment_id)
+        return delete_attachment(self._cinder(), attachment_id, self._policy)
 
     def server_versions(self) -> tuple[str, str]:
         """Cinder's v3 (min, max) microversions, read from its version document."""
-        return server_versions(self._options)
+        return server_versions(self._options, self._policy)

@@ -15,6 +15,14 @@ from typing import Any
 from keystoneauth1 import adapter, exceptions
 
 from nova_audit_ops.clients.keystone import make_adapter
+from nova_audit_ops.clients.retry import (
+    NO_RETRIES,
+    TRANSIENT_STATUSES,
+    UNPROCESSED_STATUSES,
+    RetryPolicy,
+    status_verdict,
+    with_retries,
+)
 from nova_audit_ops.settings.errors import ConfigError, ServiceError, ServiceUnreachableError
 
 # 2.53: services addressed by uuid, forced_down and status in one PUT.
@@ -33,31 +41,54 @@ class ComputeAPIError(ServiceError):
 class ComputeClient:
     """The few compute API calls nova-audit makes, with explicit microversions."""
 
-    def __init__(self, api: adapter.Adapter) -> None:
+    def __init__(self, api: adapter.Adapter, policy: RetryPolicy = NO_RETRIES) -> None:
         self._api = api
+        self._policy = policy
 
     @classmethod
-    def from_options(cls, options: Mapping[str, str]) -> ComputeClient:
+    def from_options(
+        cls, options: Mapping[str, str], policy: RetryPolicy | None = None
+    ) -> ComputeClient:
         if not options:
             raise ConfigError(
                 "this task changes Nova through its API: add a [nova] section with "
                 "keystoneauth1 options (auth_type, auth_url, ... or endpoint and token) to the "
                 "config file (see docs/configuration.md)"
             )
-        return cls(make_adapter("nova", options, "compute", SERVICES_MV))
+        policy = policy or RetryPolicy()
+        return cls(make_adapter("nova", options, "compute", SERVICES_MV, policy), policy)
 
     def _request(self, method: str, path: str, body: Any) -> Any:
-        try:
-            response = self._api.request(path, method, json=body, raise_exc=False)
-        except (exceptions.ConnectFailure, exceptions.EndpointNotFound) as exc:
-            raise ServiceUnreachableError(
-                f"Nova's API cannot be reached ({type(exc).__name__}): check the [nova] "
-                "section (endpoint, auth_url, region_name, valid_interfaces)."
-            ) from None
+        """Send one request, retrying transient answers (both calls are idempotent in effect).
+
+        `PUT /os-services/{id}` sets absolute values; `os-resetState` sets
+        vm_state to a given value and clears task_state, so a repeat whose
+        first attempt landed changes nothing but adds one more instance
+        action record. Any other POST would be repeated only on 429/503.
+        """
+        reset = isinstance(body, dict) and "os-resetState" in body
+        idempotent = method in ("GET", "PUT") or reset
+        statuses = TRANSIENT_STATUSES if idempotent else UNPROCESSED_STATUSES
+        response, _ = with_retries(
+            lambda: self._send(method, path, body),
+            status_verdict(statuses),
+            self._policy,
+            what=f"Nova API {method} {path}",
+        )
         data = response.json() if response.content else None
         if response.status_code >= 400:
             raise ComputeAPIError(response.status_code, _error_text(data, response.reason))
         return data
+
+    def _send(self, method: str, path: str, body: Any) -> Any:
+        """One attempt; a connection that cannot be made is ServiceUnreachableError."""
+        try:
+            return self._api.request(path, method, json=body, raise_exc=False)
+        except (exceptions.ConnectionError, exceptions.EndpointNotFound) as exc:
+            raise ServiceUnreachableError(
+                f"Nova's API cannot be reached ({type(exc).__name__}): check the [nova] "
+                "section (endpoint, auth_url, region_name, valid_interfaces)."
+            ) from None
 
     def force_down(self, service_uuid: str, disabled_reason: str | None) -> None:
         """Mark a nova-compute service forced down (and disabled, when a reason is given)."""

@@ -13,10 +13,10 @@ from typing import Any
 from keystoneauth1 import adapter, exceptions, loading, session
 
 from nova_audit_ops.clients import secrets
+from nova_audit_ops.clients.retry import RetryPolicy
 from nova_audit_ops.settings.errors import ConfigError
 
 SESSION_OPTIONS = ("cafile", "certfile", "keyfile", "insecure", "timeout")
-DEFAULT_TIMEOUT = 60.0
 
 
 def _lookup(options: Mapping[str, str], opt: Any) -> str | None:
@@ -28,8 +28,15 @@ def _lookup(options: Mapping[str, str], opt: Any) -> str | None:
     return None
 
 
-def make_session(section: str, options: Mapping[str, str]) -> session.Session:
-    """A Session for one config section; errors name the section and the key."""
+def make_session(
+    section: str, options: Mapping[str, str], policy: RetryPolicy | None = None
+) -> session.Session:
+    """A Session for one config section; errors name the section and the key.
+
+    `policy` sets the default timeout and connection retries (connection
+    refused or reset, read timeout); the section's `timeout` and
+    `connect_retries` override them.
+    """
     auth_type = options.get("auth_type") or options.get("auth_plugin")
     if not auth_type:
         raise ConfigError(
@@ -63,24 +70,50 @@ def make_session(section: str, options: Mapping[str, str]) -> session.Session:
     cert = options.get("certfile")
     if cert and options.get("keyfile"):
         cert = (cert, options["keyfile"])  # type: ignore[assignment]
-    timeout = float(options.get("timeout") or DEFAULT_TIMEOUT)
-    return session.Session(auth=auth, verify=verify, cert=cert, timeout=timeout)
+    policy = policy or RetryPolicy()
+    timeout = float(options.get("timeout") or policy.timeout)
+    return session.Session(
+        auth=auth,
+        verify=verify,
+        cert=cert,
+        timeout=timeout,
+        connect_retries=connect_retries(options, policy),
+    )
+
+
+def connect_retries(options: Mapping[str, str], policy: RetryPolicy) -> int:
+    """Connection retries: the section's `connect_retries`, else the policy's budget."""
+    raw = options.get("connect_retries")
+    return int(raw) if raw not in (None, "") else policy.retries
 
 
 def make_adapter(
-    section: str, options: Mapping[str, str], service_type: str, microversion: str | None = None
+    section: str,
+    options: Mapping[str, str],
+    service_type: str,
+    microversion: str | None = None,
+    policy: RetryPolicy | None = None,
 ) -> adapter.Adapter:
-    """An Adapter on the section's session, honouring Nova's endpoint options."""
+    """An Adapter on the section's session, honouring Nova's endpoint options.
+
+    keystoneauth1 retries connection failures and read timeouts (for every
+    method: the callers' writes are guarded or idempotent, see retry.py);
+    HTTP statuses are retried by the clients through retry.with_retries,
+    which knows which requests are safe to repeat, unless the section sets
+    `status_code_retries` itself.
+    """
+    policy = policy or RetryPolicy()
     # os_interface and os_region_name: the older nova.conf names of the same options.
     interfaces = options.get("valid_interfaces") or options.get("os_interface") or "internal,public"
     return adapter.Adapter(
-        make_session(section, options),
+        make_session(section, options, policy),
         service_type=options.get("service_type", service_type),
         service_name=options.get("service_name") or None,
         interface=[i.strip() for i in interfaces.split(",") if i.strip()],
         region_name=options.get("region_name") or options.get("os_region_name") or None,
         endpoint_override=options.get("endpoint_override") or None,
         default_microversion=microversion,
-        connect_retries=int(options.get("connect_retries", 3)),
+        connect_retries=connect_retries(options, policy),
+        connect_retry_delay=max(policy.delay, 0.001),  # fixed; 0 would mean doubling
         status_code_retries=int(options.get("status_code_retries", 0)),
     )

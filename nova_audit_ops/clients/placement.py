@@ -16,6 +16,14 @@ from urllib.parse import urlencode
 from keystoneauth1 import adapter, exceptions
 
 from nova_audit_ops.clients.keystone import make_adapter
+from nova_audit_ops.clients.retry import (
+    NO_RETRIES,
+    TRANSIENT_STATUSES,
+    UNPROCESSED_STATUSES,
+    RetryPolicy,
+    status_verdict,
+    with_retries,
+)
 from nova_audit_ops.settings.errors import ServiceError, ServiceUnreachableError
 
 # 1.28: consumer generations in allocations; 1.38: consumer_type. 1.19: aggregates
@@ -57,37 +65,61 @@ class Rewrite(Generic[R]):
 class PlacementClient:
     """Placement's REST API through a keystoneauth1 Adapter."""
 
-    def __init__(self, api: adapter.Adapter) -> None:
+    def __init__(self, api: adapter.Adapter, policy: RetryPolicy = NO_RETRIES) -> None:
         self._api = api
-        self.requests = 0  # requests sent, for reports and benchmarks
+        self._policy = policy
+        self.requests = 0  # requests sent (retries included), for reports and benchmarks
 
     @classmethod
-    def from_options(cls, options: Mapping[str, str]) -> PlacementClient:
-        return cls(make_adapter("placement", options, "placement"))
+    def from_options(
+        cls, options: Mapping[str, str], policy: RetryPolicy | None = None
+    ) -> PlacementClient:
+        policy = policy or RetryPolicy()
+        return cls(make_adapter("placement", options, "placement", policy=policy), policy)
 
     def _request(
         self, method: str, path: str, microversion: str, body: Any = None
     ) -> tuple[int, Any]:
-        self.requests += 1
-        try:
-            response = self._api.request(
-                path,
-                method,
-                json=body,
-                microversion=microversion,
-                raise_exc=False,
-            )
-        except (exceptions.ConnectFailure, exceptions.EndpointNotFound) as exc:
-            raise ServiceUnreachableError(
-                f"Placement cannot be reached ({type(exc).__name__}): check the [placement] "
-                "section (endpoint, auth_url, region_name, valid_interfaces)."
-            ) from None
+        """Send one request, retrying transient answers where repeating it is safe.
+
+        GET is a read; every PUT nova-audit sends carries a generation (a
+        repeat whose first attempt landed meets 409 and rewrite_guarded
+        re-reads); DELETE of a consumer's allocations is idempotent, so a 404
+        on a retry means the first attempt did it. POST is repeated only on
+        answers that mean it was not processed (429, 503).
+        """
+        statuses = UNPROCESSED_STATUSES if method == "POST" else TRANSIENT_STATUSES
+        response, attempts = with_retries(
+            lambda: self._send(method, path, microversion, body),
+            status_verdict(statuses),
+            self._policy,
+            what=f"Placement {method} {path}",
+        )
+        if method == "DELETE" and attempts > 1 and response.status_code == 404:
+            return 204, None
         data = response.json() if response.content else None
         if response.status_code >= 400:
             errors = (data or {}).get("errors", [{}]) if isinstance(data, dict) else [{}]
             detail = errors[0].get("detail") or errors[0].get("title") or response.reason
             raise PlacementError(response.status_code, str(detail))
         return response.status_code, data
+
+    def _send(self, method: str, path: str, microversion: str, body: Any) -> Any:
+        """One attempt; a connection that cannot be made is ServiceUnreachableError."""
+        self.requests += 1
+        try:
+            return self._api.request(
+                path,
+                method,
+                json=body,
+                microversion=microversion,
+                raise_exc=False,
+            )
+        except (exceptions.ConnectionError, exceptions.EndpointNotFound) as exc:
+            raise ServiceUnreachableError(
+                f"Placement cannot be reached ({type(exc).__name__}): check the [placement] "
+                "section (endpoint, auth_url, region_name, valid_interfaces)."
+            ) from None
 
     def get(self, path: str, microversion: str) -> Any:
         return self._request("GET", path, microversion)[1]

@@ -11,13 +11,26 @@ from nova_audit_ops.clients.cinder import Attachment, CinderClient
 from nova_audit_ops.clients.compute import ComputeClient
 from nova_audit_ops.clients.db import Engines
 from nova_audit_ops.clients.placement import PlacementClient
+from nova_audit_ops.clients.retry import RetryPolicy
 from nova_audit_ops.engine.report import Report
 from nova_audit_ops.engine.state import MarkerKind, MemoryStateStore, StateStore, marker_key
 from nova_audit_ops.engine.timing import Deadline
 from nova_audit_ops.nova.cells import Cell, list_cells
 from nova_audit_ops.settings.config import AuditConfig
 from nova_audit_ops.settings.errors import ConfigError
-from nova_audit_ops.settings.spec import TaskSpec
+from nova_audit_ops.settings.spec import GLOBAL_KNOBS, TaskSpec
+
+
+def retry_policy(config: AuditConfig) -> RetryPolicy:
+    """The service retry budget and timeout from the `[audit]` section (or the defaults)."""
+    knobs = {knob.name: knob.default for knob in GLOBAL_KNOBS}
+    values = {**knobs, **config.global_values}
+    return RetryPolicy(
+        retries=int(values["service_retries"]),
+        delay=int(values["service_retry_delay_ms"]) / 1000,
+        max_delay=float(values["service_retry_max_delay"]),
+        timeout=float(values["service_timeout"]),
+    )
 
 
 @dataclass
@@ -86,14 +99,16 @@ class RunContext:
                     f"{self.spec.name} needs Placement: add a [placement] section with "
                     "keystoneauth1 options to the config file (see docs/configuration.md)"
                 )
-            self._placement = PlacementClient.from_options(self.config.placement)
+            self._placement = PlacementClient.from_options(
+                self.config.placement, retry_policy(self.config)
+            )
         return self._placement
 
     @property
     def compute(self) -> ComputeClient:
         """Nova's compute API client, built on first use from the [nova] section."""
         if self._compute is None:
-            self._compute = ComputeClient.from_options(self.config.nova)
+            self._compute = ComputeClient.from_options(self.config.nova, retry_policy(self.config))
         return self._compute
 
     @property
@@ -106,7 +121,7 @@ class RunContext:
                     f"{self.spec.name} needs Cinder: add a [cinder] section with keystoneauth1 "
                     "options (an admin user) to the config file (see docs/configuration.md)"
                 )
-            self._cinder = CinderClient(options)
+            self._cinder = CinderClient(options, retry_policy(self.config))
         return self._cinder
 
     def must_stop(self, batches_done: int) -> bool:

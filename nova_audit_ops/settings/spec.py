@@ -78,6 +78,44 @@ GLOBAL_KNOBS: tuple[Knob, ...] = (
         "Directory for the CLI's resume markers (DAG runs use Airflow Variables).",
         param=False,
     ),
+    Knob(
+        "service_retries",
+        "int",
+        3,
+        "Retries of one Placement, Nova API or Cinder request after a transient fault "
+        "(429, 5xx, connection reset, timeout), where repeating it is safe.",
+        param=False,
+        minimum=0,
+        maximum=10,
+    ),
+    Knob(
+        "service_retry_delay_ms",
+        "int",
+        500,
+        "Milliseconds before the first retry of a service request; doubles on each further one.",
+        param=False,
+        minimum=0,
+        maximum=60_000,
+    ),
+    Knob(
+        "service_retry_max_delay",
+        "int",
+        10,
+        "Longest pause in seconds before one retry, a server's Retry-After included.",
+        param=False,
+        minimum=0,
+        maximum=600,
+    ),
+    Knob(
+        "service_timeout",
+        "int",
+        60,
+        "Seconds one service request may wait to connect or for each read "
+        "(a section's own `timeout` wins).",
+        param=False,
+        minimum=1,
+        maximum=3600,
+    ),
 )
 
 SCHEDULE_KNOBS: tuple[Knob, ...] = (
