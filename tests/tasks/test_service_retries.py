@@ -1,7 +1,8 @@
 """A Placement that fails now and then no longer costs a run anything: the faults are retried.
 
 Placement sits behind the test bed's fault proxy (testbed/fault_proxy.py), a
-real HTTP proxy answering 500, or 503 with Retry-After, to every 3rd request.
+real HTTP proxy answering 500, or 503 with Retry-After, to every 3rd request
+(or resetting every 3rd connection).
 With the [audit] service retries on, heal_allocations and sync_aggregates in
 heal mode converge in one run with no failed finding: a fault-free heal run
 afterwards finds nothing left and changes nothing. Audit mode writes nothing.
@@ -44,18 +45,27 @@ def assert_nothing_left(config: str) -> None:
         assert not statuses & {"fixed", "would_fix", "failed"}, (task, report)
 
 
-@pytest.mark.parametrize(("status", "retry_after"), [(500, None), (503, 1)])
+FAULTS = {
+    "500": {"fail_every": 3, "status": 500},
+    "503-retry-after": {"fail_every": 3, "status": 503, "retry_after": 1},
+    "reset": {"reset_every": 3},  # retried by keystoneauth1's connect_retries
+}
+
+
+def injected(proxy: FaultProxy) -> int:
+    return proxy.faults + proxy.resets
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_heal_converges_in_one_run_through_transient_placement_faults(
-    nova_bed_placement: Any, tmp_path: Path, status: int, retry_after: int | None
+    nova_bed_placement: Any, tmp_path: Path, fault: str
 ) -> None:
     bed = nova_bed_placement
     for scenario, count in DRIFT.items():
         testbed.drift(bed, scenario, count)
     (tmp_path / "clean").mkdir()
     clean = support.config_with(bed, tmp_path / "clean", audit=FAST_RETRIES)
-    with FaultProxy(
-        bed.placement_url, fail_every=3, status=status, retry_after=retry_after
-    ) as proxy:
+    with FaultProxy(bed.placement_url, **FAULTS[fault]) as proxy:  # type: ignore[arg-type]
         placement = {"endpoint": proxy.url}
         config = support.config_with(bed, tmp_path, placement=placement, audit=FAST_RETRIES)
         before = state(bed)
@@ -63,12 +73,12 @@ def test_heal_converges_in_one_run_through_transient_placement_faults(
             report = run_cli(config, task)
             assert not failed_problems(report) and report["code"] != Code.FAILURE, report
         assert state(bed) == before, "audit mode wrote something"
-        audit_faults = proxy.faults
+        audit_faults = injected(proxy)
         for task in TASKS:
             report = run_cli(config, task, "--mode", "heal")
             assert not failed_problems(report) and report["code"] != Code.FAILURE, report
             assert any(f["status"] == "fixed" for f in report["findings"]), report
-        assert audit_faults > 0 and proxy.faults > audit_faults
+        assert audit_faults > 0 and injected(proxy) > audit_faults
     healed = state(bed)
     assert healed != before
     assert_nothing_left(clean)
