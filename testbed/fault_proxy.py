@@ -4,7 +4,9 @@ Put it in front of Placement (or any REST service of the bed) to see how the
 code copes with a service that fails now and then: every `fail_every`-th
 request is answered with `status` (500 by default, a JSON error body in
 Placement's format, optional Retry-After) without reaching the service, and
-every `reset_every`-th connection is reset (TCP RST) instead of answered. All
+every `reset_every`-th connection is reset (TCP RST) instead of answered, and
+every `delay_every`-th request is held `delay` seconds before it is forwarded
+(a client with a shorter timeout sees a read timeout, yet the request lands). All
 other requests go to the target unchanged. Counting is over the proxy's life,
 across threads.
 
@@ -20,6 +22,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -51,6 +54,8 @@ class FaultProxy:
         status: int = 500,
         retry_after: int | None = None,
         reset_every: int = 0,
+        delay_every: int = 0,
+        delay: float = 0.0,
         timeout: float = 60.0,
     ) -> None:
         parts = urlsplit(target)
@@ -63,10 +68,13 @@ class FaultProxy:
         self.status = status
         self.retry_after = retry_after
         self.reset_every = reset_every
+        self.delay_every = delay_every
+        self.delay = delay
         self.timeout = timeout
         self.requests = 0  # requests received
         self.faults = 0  # answered with `status` by the proxy itself
         self.resets = 0  # connections reset instead of answered
+        self.delays = 0  # requests held `delay` seconds before being forwarded
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -106,7 +114,7 @@ class FaultProxy:
         self.stop()
 
     def decide(self) -> str:
-        """Count one request and say what to do with it: 'reset', 'fail' or 'forward'."""
+        """Count one request and say what to do with it: 'reset', 'fail', 'delay' or 'forward'."""
         with self._lock:
             self.requests += 1
             number = self.requests
@@ -116,6 +124,9 @@ class FaultProxy:
             if self.fail_every and number % self.fail_every == 0:
                 self.faults += 1
                 return "fail"
+            if self.delay_every and number % self.delay_every == 0:
+                self.delays += 1
+                return "delay"
             return "forward"
 
     def fault_body(self) -> bytes:
@@ -163,6 +174,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 extra.append(("Retry-After", str(self.owner.retry_after)))
             self._answer(self.owner.status, extra, self.owner.fault_body())
         else:
+            if action == "delay":
+                time.sleep(self.owner.delay)  # the client may time out; the request still lands
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             status, reason, got, data = self.owner.forward(self.command, self.path, headers, body)
             kept = [(k, v) for k, v in got if k.lower() not in HOP_BY_HOP]

@@ -49,11 +49,14 @@ FAULTS = {
     "500": {"fail_every": 3, "status": 500},
     "503-retry-after": {"fail_every": 3, "status": 503, "retry_after": 1},
     "reset": {"reset_every": 3},  # retried by keystoneauth1's connect_retries
+    # Held past service_timeout: a read timeout, retried by keystoneauth1, while the
+    # first attempt still lands (a repeated write then meets 409 and re-reads).
+    "timeout": {"delay_every": 5, "delay": 2.5},
 }
 
 
 def injected(proxy: FaultProxy) -> int:
-    return proxy.faults + proxy.resets
+    return proxy.faults + proxy.resets + proxy.delays
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
@@ -67,7 +70,8 @@ def test_heal_converges_in_one_run_through_transient_placement_faults(
     clean = support.config_with(bed, tmp_path / "clean", audit=FAST_RETRIES)
     with FaultProxy(bed.placement_url, **FAULTS[fault]) as proxy:  # type: ignore[arg-type]
         placement = {"endpoint": proxy.url}
-        config = support.config_with(bed, tmp_path, placement=placement, audit=FAST_RETRIES)
+        audit = {**FAST_RETRIES, "service_timeout": "1"} if fault == "timeout" else FAST_RETRIES
+        config = support.config_with(bed, tmp_path, placement=placement, audit=audit)
         before = state(bed)
         for task in TASKS:
             report = run_cli(config, task)
