@@ -108,11 +108,11 @@ def null_one_node_uuid(bed: Any) -> str:
 )
 def test_compute_node_with_null_uuid(nova_bed_placement: Any, task: str) -> None:
     bed = nova_bed_placement
-    null_one_node_uuid(bed)
+    host = null_one_node_uuid(bed)
     modes = ("audit",) if task == "preflight" else ("audit", "heal")
     for mode in modes:
         report = support.run(bed, task, mode=mode)
         sound(report)
-        if task == "sync_aggregates":
-            nameless = [f for f in report.findings if "has no uuid" in f.problem]
-            assert len(nameless) == 1 and nameless[0].fix
+        if task in ("sync_aggregates", "preflight"):
+            nameless = [f for f in report.findings if "uuid" in f.problem and host in f.problem]
+            assert len(nameless) == 1 and nameless[0].fix, report.findings
