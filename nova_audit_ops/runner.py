@@ -9,10 +9,11 @@ nova-audit, counted in `details["crashes"]` so that the CLI exits 255.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from keystoneauth1 import exceptions as ksa_exceptions
@@ -21,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nova_audit_ops.clients import secrets
 from nova_audit_ops.clients.db import Engines, check_reachable, unreachable
+from nova_audit_ops.clients.locks import named_lock
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Report, merge
 from nova_audit_ops.engine.state import FileStateStore, StateStore
@@ -28,7 +30,8 @@ from nova_audit_ops.engine.timing import Deadline
 from nova_audit_ops.nova.cells import Cell, select_cells
 from nova_audit_ops.registry import MODULES, spec
 from nova_audit_ops.settings.config import AuditConfig
-from nova_audit_ops.settings.errors import NovaAuditError
+from nova_audit_ops.settings.errors import LockBusyError, NovaAuditError
+from nova_audit_ops.settings.spec import TASK_LOCK_WAIT
 
 LOG = logging.getLogger("nova_audit")
 GLOBAL = "global"  # the label of the global step in reports
@@ -99,7 +102,8 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     """Run the task for one cell; anything the cell raises becomes its report."""
     module = MODULES[ctx.spec.name]
     try:
-        report: Report = module.run_cell(ctx, cell)
+        with writer_lock(ctx, cell.uuid):
+            report: Report = module.run_cell(ctx, cell)
     except Exception as exc:
         report = _contained(
             ctx, cell.label, exc, f"cell {cell.label}", lambda: ctx.engines.cell_url(cell)
@@ -107,6 +111,26 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     for line in (f.problem for f in report.findings if f.kind == "cell"):
         LOG.error("%s", line)
     return report
+
+
+def lock_name(task: str, scope: str) -> str:
+    """The named lock of one task's writer on one cell (a uuid) or on its global step."""
+    return f"{task}.{scope}"
+
+
+def lock_wait(ctx: RunContext) -> float:
+    """Seconds a heal run waits for another writer's lock: `[audit] task_lock_wait`."""
+    return float(ctx.config.global_values.get(TASK_LOCK_WAIT.name, TASK_LOCK_WAIT.default))
+
+
+@contextlib.contextmanager
+def writer_lock(ctx: RunContext, scope: str) -> Iterator[None]:
+    """Hold the task's lock for `scope` when this run may write; audit runs take none."""
+    if not ctx.heal or ctx.spec.read_only:
+        yield
+        return
+    with named_lock(ctx.engines.api, lock_name(ctx.spec.name, scope), lock_wait(ctx)):
+        yield
 
 
 def runs_global_step(ctx: RunContext) -> bool:
@@ -118,7 +142,8 @@ def run_global(ctx: RunContext) -> Report:
     """Run the task's work that belongs to no cell; anything it raises becomes its report."""
     module = MODULES[ctx.spec.name]
     try:
-        report: Report = module.run_global(ctx, ctx.all_cells())
+        with writer_lock(ctx, GLOBAL):
+            report: Report = module.run_global(ctx, ctx.all_cells())
     except Exception as exc:
         report = _contained(ctx, GLOBAL, exc, "API", lambda: ctx.engines.api_url)
         for line in (f.problem for f in report.findings if f.kind == "cell"):
@@ -151,6 +176,9 @@ def _contained(
     db_url: Callable[[], str],
 ) -> Report:
     """The report of a cell (or the global step) that raised `exc`: failed, or crashed."""
+    if isinstance(exc, LockBusyError):
+        fix = f"another run holds the lock: let it finish, then rerun {ctx.spec.name}"
+        return _failed(ctx, label, failure_message(exc), fix=fix)
     if isinstance(exc, SQLAlchemyError):
         problem = str(unreachable(db_label, db_url(), exc))
     elif isinstance(exc, EXPECTED_FAILURES):

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from nova_audit_ops.settings.errors import LockBusyError
 
 LOCK_PREFIX = "nova_audit."
+MYSQL_NAME_MAX = 64  # MySQL refuses longer GET_LOCK names; longer ones are hashed
 
 
 @contextlib.contextmanager
@@ -31,9 +32,10 @@ def named_lock(engine: Engine, name: str, timeout: float) -> Iterator[None]:
         with _file_lock(engine, full, timeout):
             yield
         return
+    key = mysql_lock_name(full)
     with engine.connect() as conn:
         if backend == "mysql":
-            got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"), {"n": full, "t": timeout})
+            got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"), {"n": key, "t": timeout})
             acquired = got.scalar() == 1
         elif backend == "postgresql":
             acquired = _pg_try_lock(conn, full, timeout)
@@ -41,21 +43,52 @@ def named_lock(engine: Engine, name: str, timeout: float) -> Iterator[None]:
             raise LockBusyError(f"named locks are not supported on {backend} databases")
         conn.commit()
         if not acquired:
-            raise _busy(full, timeout)
+            holder = _mysql_holder(conn, key) if backend == "mysql" else ""
+            raise _busy(full, timeout, holder)
         try:
             yield
         finally:
             if backend == "mysql":
-                conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": full})
+                conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": key})
             else:
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _pg_key(full)})
             conn.commit()
 
 
-def _busy(name: str, timeout: float) -> LockBusyError:
+def mysql_lock_name(full: str) -> str:
+    """The GET_LOCK name of `full`: itself, or a hashed form when it exceeds 64 characters."""
+    if len(full) <= MYSQL_NAME_MAX:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:16]
+    return f"{full[: MYSQL_NAME_MAX - len(digest) - 1]}~{digest}"
+
+
+def _mysql_holder(conn: sa.Connection, key: str) -> str:
+    """Who holds the GET_LOCK `key`: connection id, user@host, its state; '' if unknown."""
+    try:
+        holder = conn.execute(sa.text("SELECT IS_USED_LOCK(:n)"), {"n": key}).scalar()
+        if holder is None:
+            return ""
+        row = conn.execute(
+            sa.text(
+                "SELECT USER, HOST, COMMAND, TIME FROM information_schema.PROCESSLIST WHERE ID = :i"
+            ),
+            {"i": int(holder)},
+        ).first()
+    except sa.exc.SQLAlchemyError:
+        return ""  # no PROCESS privilege or a server without IS_USED_LOCK: say less
+    if row is None:
+        return f"connection {int(holder)}"
+    user, host, command, seconds = row
+    return f"connection {int(holder)} ({user}@{host}, {command} for {seconds} s)"
+
+
+def _busy(name: str, timeout: float, holder: str = "") -> LockBusyError:
+    by = f" ({holder})" if holder else ""
     return LockBusyError(
-        f"lock {name} on the API database is held by another run (waited {timeout:g} s): "
-        "another nova-audit run of this task is in progress; let it finish, then rerun."
+        f"lock {name} on the API database is held by another run{by} "
+        f"(waited {timeout:g} s): another nova-audit run of this task is in progress; "
+        "let it finish, then rerun."
     )
 
 

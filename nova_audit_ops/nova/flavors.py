@@ -55,7 +55,7 @@ def parse_flavor(raw: str | None) -> Flavor:
             swap_mb=int(data.get("swap") or 0),
             extra_specs={str(k): str(v) for k, v in (data.get("extra_specs") or {}).items()},
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise FlavorError(f"instance_extra.flavor is not Nova's flavor format ({exc!r})") from None
 
 

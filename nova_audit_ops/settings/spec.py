@@ -68,6 +68,18 @@ MAX_BATCHES = Knob(
 )
 COMMON_KNOBS: tuple[Knob, ...] = (MODE, CELLS, BATCH_SIZE, MAX_BATCHES, TIME_BUDGET)
 
+# One writer per task and cell: the runner's named lock ([audit] only, never a param,
+# so no DAG's params change). A second run waits this long, then reports the holder.
+TASK_LOCK_WAIT = Knob(
+    "task_lock_wait",
+    "int",
+    5,
+    "Seconds a heal run waits for another run's lock on the same task and cell.",
+    param=False,
+    minimum=0,
+    maximum=3600,
+)
+
 GLOBAL_KNOBS: tuple[Knob, ...] = (
     Knob(
         "state_dir",
@@ -116,6 +128,7 @@ GLOBAL_KNOBS: tuple[Knob, ...] = (
         minimum=1,
         maximum=3600,
     ),
+    TASK_LOCK_WAIT,
 )
 
 SCHEDULE_KNOBS: tuple[Knob, ...] = (

@@ -362,16 +362,21 @@ def _nodes_without_providers(
     except NovaAuditError as exc:  # Placement errors included
         return [], f"Placement not readable ({exc})"
     return [
-        check_problem(
-            "Compute node providers",
-            f"compute node {row.uuid} of {row.host} has no resource provider in Placement",
-            f"check that nova-compute on {row.host} reaches Placement ([placement] in its "
-            "nova.conf) and restart it",
-            cell=cell.label,
-        )
+        check_problem("Compute node providers", *_provider_problem(row), cell=cell.label)
         for row in nodes
         if row.uuid not in providers
     ], ""
+
+
+def _provider_problem(row: sa.Row) -> tuple[str, str]:
+    """The problem and fix of a compute node with no provider (or with no uuid at all)."""
+    fix = (
+        f"check that nova-compute on {row.host} reaches Placement ([placement] in its "
+        "nova.conf) and restart it"
+    )
+    if row.uuid is None:  # a malformed row: no provider can match it
+        return f"a compute node of {row.host} has a NULL uuid", f"restart nova-compute: {fix}"
+    return f"compute node {row.uuid} of {row.host} has no resource provider in Placement", fix
 
 
 def _mapping_counts(ctx: RunContext, cell: Cell, engine: Engine) -> list[Finding]:

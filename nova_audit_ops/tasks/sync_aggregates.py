@@ -78,16 +78,44 @@ def _aggregate_hosts(ctx: RunContext, cell: Cell | None) -> dict[str, set[str]]:
     return hosts
 
 
-def _compute_nodes(ctx: RunContext, cell: Cell) -> dict[str, list[str]]:
-    """host -> uuids of its undeleted compute nodes (= resource provider uuids)."""
+def _compute_nodes(
+    ctx: RunContext, cell: Cell
+) -> tuple[dict[str, list[str]], list[tuple[int, str]]]:
+    """host -> uuids of its undeleted compute nodes (= resource provider uuids).
+
+    Also the (id, host) of nodes with a NULL uuid, which have no provider to compare.
+    """
     engine = ctx.engines.cell(cell)
     cn = table(engine, "compute_nodes")
     nodes: dict[str, list[str]] = defaultdict(list)
+    nameless: list[tuple[int, str]] = []
     with engine.connect() as conn:
-        query = sa.select(cn.c.host, cn.c.uuid).where(cn.c.deleted == 0).order_by(cn.c.id)
-        for row in conn.execute(query):
-            nodes[row.host].append(row.uuid)
-    return nodes
+        query = sa.select(cn.c.id, cn.c.host, cn.c.uuid).where(cn.c.deleted == 0)
+        for row in conn.execute(query.order_by(cn.c.id)):
+            if row.uuid is None:
+                nameless.append((row.id, row.host))
+            else:
+                nodes[row.host].append(row.uuid)
+    return nodes, nameless
+
+
+def _report_nameless(report: Report, cell: Cell, nameless: list[tuple[int, str]]) -> set[str]:
+    """One skipped finding per compute node with a NULL uuid; returns their hosts."""
+    for node_id, host in nameless:
+        report.add(
+            Finding(
+                "host",
+                str(host),
+                f"compute node id {node_id} of host {host} in cell {cell.label} has no uuid, "
+                "so its resource provider is unknown: its aggregates were not compared",
+                "skipped",
+                Status.LEFT,
+                cell=cell.label,
+                fix="restart nova-compute on the host so it sets the node's uuid, then rerun "
+                "sync_aggregates",
+            )
+        )
+    return {str(host) for _, host in nameless}
 
 
 def run_global(ctx: RunContext, cells: Sequence[Cell]) -> Report:
@@ -118,7 +146,8 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     requests_before = ctx.placement.requests
     aggregates = _aggregates(ctx)
     wanted_by_host = _aggregate_hosts(ctx, cell)
-    nodes = _compute_nodes(ctx, cell)
+    nodes, nameless = _compute_nodes(ctx, cell)
+    reported = _report_nameless(report, cell, nameless)
     node_host = {uuid: host for host, uuids in nodes.items() for uuid in uuids}
     actual: dict[str, set[str]] = defaultdict(set)
     for agg_uuid in aggregates:
@@ -128,6 +157,8 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     for host, uuids in sorted(wanted_by_host.items()):
         report.counts.examined += 1
         found = nodes.get(host, [])
+        if host in reported and not found:
+            continue
         if len(found) == 1:
             wanted[found[0]] |= uuids
         else:
