@@ -129,6 +129,25 @@ GLOBAL_KNOBS: tuple[Knob, ...] = (
         maximum=3600,
     ),
     TASK_LOCK_WAIT,
+    # Transient database faults (deadlock, lock wait timeout, lost connection, Galera).
+    Knob(
+        "db_retries",
+        "int",
+        3,
+        "Times a write batch is redone in a new transaction after a transient database fault.",
+        param=False,
+        minimum=0,
+        maximum=20,
+    ),
+    Knob(
+        "db_lock_wait_timeout",
+        "int",
+        30,
+        "Seconds a heal write waits for a row lock (MariaDB session; 0 = server default).",
+        param=False,
+        minimum=0,
+        maximum=3600,
+    ),
 )
 
 SCHEDULE_KNOBS: tuple[Knob, ...] = (

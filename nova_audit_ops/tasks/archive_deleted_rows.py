@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from nova_audit_ops.clients import secrets
+from nova_audit_ops.clients.db_retry import policy_from, retry_transaction
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.engine.state import MarkerKind
@@ -235,30 +236,45 @@ def _move(
     seen: dict[str, set[Any]],
 ) -> dict[str, int]:
     """Move the rows `ids` of `table` and their children in one transaction (or count them)."""
-    moved: dict[str, int] = defaultdict(int)
     where = key.in_(list(ids))
-    with engine.begin() as conn:
-        statements = [*_tree(conn, plan, table, where), (table, where)]
-        if not ctx.heal:
-            return _count_new(conn, statements, seen)
-        uuids: list[str] = []
-        if table.name == "instances":
-            uuids = list(conn.execute(sa.select(table.c.uuid).where(where)).scalars())
-        for tbl, clause in statements:
-            columns = [c.name for c in tbl.columns]
-            copied = conn.execute(
-                plan.shadow_of(tbl)
-                .insert()
-                .from_select(columns, sa.select(*tbl.columns).where(clause))
-            ).rowcount
-            removed = conn.execute(tbl.delete().where(clause)).rowcount
-            if copied != removed:
-                raise _Changed(tbl.name)
-            moved[tbl.name] += removed
-            if sum(moved.values()) > limit and len(ids) > 1:
-                raise _TooBig()
-        if uuids:  # written ahead: the API cleanup survives a kill after this commit
-            ctx.save_marker(cell.uuid, {"uuids": uuids}, MarkerKind.API_CLEANUP)
+    if not ctx.heal:
+        with engine.begin() as conn:
+            return _count_new(conn, [*_tree(conn, plan, table, where), (table, where)], seen)
+    return retry_transaction(
+        engine,
+        lambda conn: _move_in(ctx, cell, conn, plan, table, where, len(ids) > 1 and limit),
+        policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+    )
+
+
+def _move_in(
+    ctx: RunContext,
+    cell: Cell,
+    conn: Connection,
+    plan: ShadowPlan,
+    table: sa.Table,
+    where: sa.ColumnElement[bool],
+    limit: int | bool,
+) -> dict[str, int]:
+    """Move the rows and their children to the shadow tables (_TooBig past `limit`)."""
+    moved: dict[str, int] = defaultdict(int)
+    statements = [*_tree(conn, plan, table, where), (table, where)]
+    uuids: list[str] = []
+    if table.name == "instances":
+        uuids = list(conn.execute(sa.select(table.c.uuid).where(where)).scalars())
+    for tbl, clause in statements:
+        columns = [c.name for c in tbl.columns]
+        copied = conn.execute(
+            plan.shadow_of(tbl).insert().from_select(columns, sa.select(*tbl.columns).where(clause))
+        ).rowcount
+        removed = conn.execute(tbl.delete().where(clause)).rowcount
+        if copied != removed:
+            raise _Changed(tbl.name)
+        moved[tbl.name] += removed
+        if limit is not False and sum(moved.values()) > limit:
+            raise _TooBig()
+    if uuids:  # written ahead: the API cleanup survives a kill after this commit
+        ctx.save_marker(cell.uuid, {"uuids": uuids}, MarkerKind.API_CLEANUP)
     return moved
 
 
@@ -274,14 +290,24 @@ def _finish_api_cleanup(ctx: RunContext, cell: Cell, engine: Engine, tally: Tall
         )
     archived = [u for u in pending if u not in still_there]
     if archived:
-        with ctx.engines.api.begin() as api:
-            for name in API_TABLES:
-                api_table = sa.table(name, sa.column("instance_uuid"))
-                result = api.execute(
-                    api_table.delete().where(api_table.c.instance_uuid.in_(archived))
-                )
-                tally.api_rows[name] += result.rowcount
+        counts = retry_transaction(
+            ctx.engines.api,
+            lambda api: _delete_api_rows(api, archived),
+            policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+        )
+        for name, count in counts.items():
+            tally.api_rows[name] += count
     ctx.save_marker(cell.uuid, None, MarkerKind.API_CLEANUP)
+
+
+def _delete_api_rows(api: Connection, archived: Sequence[str]) -> dict[str, int]:
+    """Delete the API rows of the archived instances; the rows deleted per table."""
+    counts: dict[str, int] = {}
+    for name in API_TABLES:
+        api_table = sa.table(name, sa.column("instance_uuid"))
+        result = api.execute(api_table.delete().where(api_table.c.instance_uuid.in_(archived)))
+        counts[name] = result.rowcount
+    return counts
 
 
 def _report_collision(

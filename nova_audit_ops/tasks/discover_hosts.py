@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from nova_audit_ops.clients.db_retry import policy_from, retry_transaction, statement
 from nova_audit_ops.clients.locks import named_lock
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.paging import Page, keyset_pages, resume_point, walk
@@ -199,7 +200,7 @@ def _handle_batch(
     flag_only = [c for c in mapped_here if c.unflagged]
     if ctx.heal:
         done = [c for c in to_create if c.host in created] + flag_only
-        _set_mapped(cell_engine, [i for c in done for i in c.unflagged])
+        _set_mapped(ctx, cell_engine, [i for c in done for i in c.unflagged])
         for candidate in flag_only:
             report.add(_flag_finding(cell, candidate, Status.FIXED))
     else:
@@ -217,8 +218,11 @@ def _create_mappings(
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     rows = [{"host": c.host, "cell_id": cell.id, "created_at": now} for c in candidates]
     try:
-        with ctx.engines.api.begin() as conn:
-            conn.execute(sa.insert(hm), rows)
+        retry_transaction(
+            ctx.engines.api,
+            statement(sa.insert(hm), rows),
+            policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+        )
     except IntegrityError:
         return _create_one_by_one(ctx, cell, candidates, report)
     for candidate in candidates:
@@ -235,10 +239,12 @@ def _create_one_by_one(
     created: set[str] = set()
     for candidate in candidates:
         try:
-            with ctx.engines.api.begin() as conn:
-                conn.execute(
-                    sa.insert(hm), [{"host": candidate.host, "cell_id": cell.id, "created_at": now}]
-                )
+            one = [{"host": candidate.host, "cell_id": cell.id, "created_at": now}]
+            retry_transaction(
+                ctx.engines.api,
+                statement(sa.insert(hm), one),
+                policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+            )
         except IntegrityError:
             owner = host_cells(ctx.engines.api, [candidate.host]).get(candidate.host)
             if owner == cell.id:
@@ -253,12 +259,17 @@ def _create_one_by_one(
     return created
 
 
-def _set_mapped(cell_engine: Engine, node_ids: Sequence[int]) -> None:
+def _set_mapped(ctx: RunContext, cell_engine: Engine, node_ids: Sequence[int]) -> None:
+    """Flag the compute nodes mapped (one transaction, retried after a transient fault)."""
     if not node_ids:
         return
     cn = table(cell_engine, "compute_nodes")
-    with cell_engine.begin() as conn:
-        conn.execute(sa.update(cn).where(cn.c.id.in_(node_ids)).values(mapped=1))
+    update = sa.update(cn).where(cn.c.id.in_(node_ids)).values(mapped=1)
+    retry_transaction(
+        cell_engine,
+        lambda conn: conn.execute(update),
+        policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+    )
 
 
 def _mapping_finding(cell: Cell, candidate: Candidate, status: Status) -> Finding:

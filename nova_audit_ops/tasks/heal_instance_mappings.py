@@ -25,8 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection
 
+from nova_audit_ops.clients.db_retry import policy_from, retry_transaction, statement
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.paging import Page, keyset_pages, resume_point, walk
 from nova_audit_ops.engine.report import Finding, Report, Status
@@ -172,45 +173,60 @@ def _judge(
             report.add(_undecided_finding(cell, mapping, where))
     if ctx.heal:
         for target_id, mappings in moves.items():
-            _set_cell(ctx.engines.api, mappings, target_id, cell)
-        _delete_orphans(ctx.engines.api, orphans, cell)
+            _set_cell(ctx, mappings, target_id, cell)
+        _delete_orphans(ctx, orphans, cell)
 
 
 def _still_same_cell(im: sa.Table, cell: Cell | None) -> sa.ColumnElement[bool]:
     return im.c.cell_id.is_(None) if cell is None else im.c.cell_id == cell.id
 
 
-def _set_cell(api: Engine, mappings: Sequence[Mapping], target_id: int, cell: Cell | None) -> None:
+def _set_cell(
+    ctx: RunContext, mappings: Sequence[Mapping], target_id: int, cell: Cell | None
+) -> None:
     """Point the mappings at their instance's cell, if nobody changed them meanwhile."""
+    api = ctx.engines.api
     im = table(api, "instance_mappings")
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    with api.begin() as conn:
-        conn.execute(
-            sa.update(im)
-            .where(im.c.id.in_([m.id for m in mappings]), _still_same_cell(im, cell))
-            .values(cell_id=target_id, updated_at=now)
+    update = (
+        sa.update(im)
+        .where(im.c.id.in_([m.id for m in mappings]), _still_same_cell(im, cell))
+        .values(cell_id=target_id, updated_at=now)
+    )
+    retry_transaction(
+        api,
+        statement(update),
+        policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+    )
+
+
+def _delete_orphans(ctx: RunContext, mappings: Sequence[Mapping], cell: Cell | None) -> None:
+    """Delete orphaned mappings with their request specs and group memberships."""
+    if mappings:
+        retry_transaction(
+            ctx.engines.api,
+            lambda conn: _delete_orphans_in(conn, mappings, cell),
+            policy_from(ctx.config.global_values, ctx.deadline.remaining()),
         )
 
 
-def _delete_orphans(api: Engine, mappings: Sequence[Mapping], cell: Cell | None) -> None:
-    """Delete orphaned mappings with their request specs and group memberships."""
-    if not mappings:
-        return
+def _delete_orphans_in(conn: Connection, mappings: Sequence[Mapping], cell: Cell | None) -> None:
+    """Delete the orphans still orphaned, in the caller's transaction."""
+    api = conn.engine
     im = table(api, "instance_mappings")
     br = table(api, "build_requests")
-    with api.begin() as conn:
-        building = sa.select(br.c.id).where(br.c.instance_uuid == im.c.instance_uuid).exists()
-        still = sa.select(im.c.id, im.c.instance_uuid).where(
-            im.c.id.in_([m.id for m in mappings]), _still_same_cell(im, cell), ~building
-        )
-        rows = list(conn.execute(still.with_for_update()))
-        if not rows:
-            return
-        uuids = [r.instance_uuid for r in rows]
-        for name in ("instance_group_member", "request_specs"):
-            child = table(api, name)
-            conn.execute(sa.delete(child).where(child.c.instance_uuid.in_(uuids)))
-        conn.execute(sa.delete(im).where(im.c.id.in_([r.id for r in rows])))
+    building = sa.select(br.c.id).where(br.c.instance_uuid == im.c.instance_uuid).exists()
+    still = sa.select(im.c.id, im.c.instance_uuid).where(
+        im.c.id.in_([m.id for m in mappings]), _still_same_cell(im, cell), ~building
+    )
+    rows = list(conn.execute(still.with_for_update()))
+    if not rows:
+        return
+    uuids = [r.instance_uuid for r in rows]
+    for name in ("instance_group_member", "request_specs"):
+        child = table(api, name)
+        conn.execute(sa.delete(child).where(child.c.instance_uuid.in_(uuids)))
+    conn.execute(sa.delete(im).where(im.c.id.in_([r.id for r in rows])))
 
 
 def _where(cell: Cell | None) -> str:

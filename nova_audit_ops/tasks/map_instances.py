@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import IntegrityError
 
+from nova_audit_ops.clients.db_retry import policy_from, retry_transaction, statement
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.paging import keyset_pages, resume_point, walk
 from nova_audit_ops.engine.report import Finding, Report, Status
@@ -86,8 +87,12 @@ def _map_batch(ctx: RunContext, cell: Cell, rows: Sequence[Row], report: Report)
         return
     values = [_mapping_values(cell, row) for row in missing]
     try:
-        with ctx.engines.api.begin() as conn:
-            conn.execute(sa.insert(table(ctx.engines.api, "instance_mappings")), values)
+        im = table(ctx.engines.api, "instance_mappings")
+        retry_transaction(
+            ctx.engines.api,
+            statement(sa.insert(im), values),
+            policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+        )
     except IntegrityError:
         _insert_one_by_one(ctx, cell, missing, report)
         return
@@ -100,8 +105,12 @@ def _insert_one_by_one(ctx: RunContext, cell: Cell, rows: Sequence[Row], report:
     im = table(ctx.engines.api, "instance_mappings")
     for row in rows:
         try:
-            with ctx.engines.api.begin() as conn:
-                conn.execute(sa.insert(im), [_mapping_values(cell, row)])
+            one = [_mapping_values(cell, row)]
+            retry_transaction(
+                ctx.engines.api,
+                statement(sa.insert(im), one),
+                policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+            )
         except IntegrityError:
             continue  # mapped meanwhile: nothing left to do for it
         report.add(_finding(cell, row, Status.FIXED))

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from nova_audit_ops.clients.db_retry import policy_from, retry_transaction, statement
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.engine.timing import cutoff
@@ -101,8 +102,13 @@ def _purge_table(
         if ctx.heal:
             match = key[0].in_([r[0] for r in rows]) if len(key) == 1 else sa.tuple_(*key).in_(rows)
             started = time.monotonic()
-            with engine.begin() as conn:
-                purged[table.name] += conn.execute(table.delete().where(match)).rowcount
+            delete = table.delete().where(match)
+            result = retry_transaction(
+                engine,
+                statement(delete),
+                policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+            )
+            purged[table.name] += result.rowcount
             longest[0] = max(longest[0], time.monotonic() - started)
         else:
             purged[table.name] += len(rows)
