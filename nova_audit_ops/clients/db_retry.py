@@ -36,7 +36,7 @@ DEFAULT_LOCK_WAIT = 30
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class DbRetryPolicy:
     """How often a write transaction is retried and how long it may wait for a lock."""
 
     retries: int = DEFAULT_RETRIES
@@ -45,11 +45,11 @@ class RetryPolicy:
     backoff: float = 0.2
 
 
-def policy_from(values: Mapping[str, Any], remaining: float | None) -> RetryPolicy:
+def policy_from(values: Mapping[str, Any], remaining: float | None) -> DbRetryPolicy:
     """The policy of `[audit] db_retries` / `db_lock_wait_timeout` and the deadline."""
     retries = values.get("db_retries")
     wait = values.get("db_lock_wait_timeout")
-    return RetryPolicy(
+    return DbRetryPolicy(
         retries=DEFAULT_RETRIES if retries is None else int(retries),
         lock_wait_timeout=DEFAULT_LOCK_WAIT if wait is None else int(wait),
         remaining=remaining,
@@ -70,7 +70,7 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and error_code(exc) in LOCK_CODES | CONNECTION_CODES
 
 
-def _lock_wait(policy: RetryPolicy) -> int | None:
+def _lock_wait(policy: DbRetryPolicy) -> int | None:
     """Seconds a statement may wait for a row lock: the knob, never beyond the deadline."""
     wait = policy.lock_wait_timeout
     if wait is None or wait <= 0:
@@ -121,7 +121,7 @@ class _CommitLost(Exception):
     """The connection went away during COMMIT: the outcome is unknown, never redo."""
 
 
-def _attempt(engine: Engine, work: Callable[[Connection], T], policy: RetryPolicy) -> T:
+def _attempt(engine: Engine, work: Callable[[Connection], T], policy: DbRetryPolicy) -> T:
     """Run `work` once in a new transaction and commit it."""
     with engine.connect() as conn:
         old = _bound_lock_wait(conn, _lock_wait(policy))
@@ -140,14 +140,14 @@ def _attempt(engine: Engine, work: Callable[[Connection], T], policy: RetryPolic
 
 
 def retry_transaction(
-    engine: Engine, work: Callable[[Connection], T], policy: RetryPolicy | None = None
+    engine: Engine, work: Callable[[Connection], T], policy: DbRetryPolicy | None = None
 ) -> T:
     """Run `work(conn)` in one transaction, redone whole after a transient fault.
 
     Raises the last error once the retries are spent, or at once for errors
     that are not transient and for a connection lost during COMMIT.
     """
-    policy = policy or RetryPolicy()
+    policy = policy or DbRetryPolicy()
     started = time.monotonic()
     for attempt in range(policy.retries + 1):
         try:

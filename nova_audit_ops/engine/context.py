@@ -10,6 +10,7 @@ from typing import Any
 from nova_audit_ops.clients.cinder import Attachment, CinderClient
 from nova_audit_ops.clients.compute import ComputeClient
 from nova_audit_ops.clients.db import Engines
+from nova_audit_ops.clients.db_retry import DbRetryPolicy, policy_from
 from nova_audit_ops.clients.placement import PlacementClient
 from nova_audit_ops.clients.retry import RetryPolicy
 from nova_audit_ops.engine.report import Report
@@ -123,6 +124,11 @@ class RunContext:
                 )
             self._cinder = CinderClient(options, retry_policy(self.config))
         return self._cinder
+
+    def db_retry_policy(self) -> DbRetryPolicy:
+        """How a write batch is retried after a transient database fault, bounded by the
+        time this run has left ([audit] db_retries, db_lock_wait_timeout)."""
+        return policy_from(self.config.global_values, self.deadline.remaining())
 
     def must_stop(self, batches_done: int) -> bool:
         """True when the deadline passed or the per-cell batch limit is reached."""

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from nova_audit_ops.clients import secrets
-from nova_audit_ops.clients.db_retry import policy_from, retry_transaction
+from nova_audit_ops.clients.db_retry import retry_transaction
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.engine.state import MarkerKind
@@ -243,7 +243,7 @@ def _move(
     return retry_transaction(
         engine,
         lambda conn: _move_in(ctx, cell, conn, plan, table, where, len(ids) > 1 and limit),
-        policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+        ctx.db_retry_policy(),
     )
 
 
@@ -293,7 +293,7 @@ def _finish_api_cleanup(ctx: RunContext, cell: Cell, engine: Engine, tally: Tall
         counts = retry_transaction(
             ctx.engines.api,
             lambda api: _delete_api_rows(api, archived),
-            policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+            ctx.db_retry_policy(),
         )
         for name, count in counts.items():
             tally.api_rows[name] += count

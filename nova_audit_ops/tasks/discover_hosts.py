@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from nova_audit_ops.clients.db_retry import policy_from, retry_transaction, statement
+from nova_audit_ops.clients.db_retry import retry_transaction, statement
 from nova_audit_ops.clients.locks import named_lock
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.paging import Page, keyset_pages, resume_point, walk
@@ -221,7 +221,7 @@ def _create_mappings(
         retry_transaction(
             ctx.engines.api,
             statement(sa.insert(hm), rows),
-            policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+            ctx.db_retry_policy(),
         )
     except IntegrityError:
         return _create_one_by_one(ctx, cell, candidates, report)
@@ -243,7 +243,7 @@ def _create_one_by_one(
             retry_transaction(
                 ctx.engines.api,
                 statement(sa.insert(hm), one),
-                policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+                ctx.db_retry_policy(),
             )
         except IntegrityError:
             owner = host_cells(ctx.engines.api, [candidate.host]).get(candidate.host)
@@ -268,7 +268,7 @@ def _set_mapped(ctx: RunContext, cell_engine: Engine, node_ids: Sequence[int]) -
     retry_transaction(
         cell_engine,
         lambda conn: conn.execute(update),
-        policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+        ctx.db_retry_policy(),
     )
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from nova_audit_ops.clients.db_retry import policy_from, retry_transaction, statement
+from nova_audit_ops.clients.db_retry import retry_transaction, statement
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.paging import Page, keyset_pages, resume_point, walk
 from nova_audit_ops.engine.report import Finding, Report, Status
@@ -196,7 +196,7 @@ def _set_cell(
     retry_transaction(
         api,
         statement(update),
-        policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+        ctx.db_retry_policy(),
     )
 
 
@@ -206,7 +206,7 @@ def _delete_orphans(ctx: RunContext, mappings: Sequence[Mapping], cell: Cell | N
         retry_transaction(
             ctx.engines.api,
             lambda conn: _delete_orphans_in(conn, mappings, cell),
-            policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+            ctx.db_retry_policy(),
         )
 
 

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import IntegrityError
 
-from nova_audit_ops.clients.db_retry import policy_from, retry_transaction, statement
+from nova_audit_ops.clients.db_retry import retry_transaction, statement
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.paging import keyset_pages, resume_point, walk
 from nova_audit_ops.engine.report import Finding, Report, Status
@@ -91,7 +91,7 @@ def _map_batch(ctx: RunContext, cell: Cell, rows: Sequence[Row], report: Report)
         retry_transaction(
             ctx.engines.api,
             statement(sa.insert(im), values),
-            policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+            ctx.db_retry_policy(),
         )
     except IntegrityError:
         _insert_one_by_one(ctx, cell, missing, report)
@@ -109,7 +109,7 @@ def _insert_one_by_one(ctx: RunContext, cell: Cell, rows: Sequence[Row], report:
             retry_transaction(
                 ctx.engines.api,
                 statement(sa.insert(im), one),
-                policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+                ctx.db_retry_policy(),
             )
         except IntegrityError:
             continue  # mapped meanwhile: nothing left to do for it

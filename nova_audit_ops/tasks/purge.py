@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from nova_audit_ops.clients.db_retry import policy_from, retry_transaction, statement
+from nova_audit_ops.clients.db_retry import retry_transaction, statement
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.engine.timing import cutoff
@@ -106,7 +106,7 @@ def _purge_table(
             result = retry_transaction(
                 engine,
                 statement(delete),
-                policy_from(ctx.config.global_values, ctx.deadline.remaining()),
+                ctx.db_retry_policy(),
             )
             purged[table.name] += result.rowcount
             longest[0] = max(longest[0], time.monotonic() - started)

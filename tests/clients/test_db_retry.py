@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from nova_audit_ops.clients.db import make_engine
-from nova_audit_ops.clients.db_retry import RetryPolicy, error_code, retry_transaction
+from nova_audit_ops.clients.db_retry import DbRetryPolicy, error_code, retry_transaction
 
 SERVER = "mysql+pymysql://root@127.0.0.1:3306"
 
@@ -59,7 +59,7 @@ def test_lock_wait_timeout_is_retried_and_commits_once(engine: Engine) -> None:
     holder = threading.Thread(target=_hold, args=(engine, 1, 2.5, ready))
     holder.start()
     ready.wait(5)
-    retry_transaction(engine, _bump, RetryPolicy(retries=5, lock_wait_timeout=1, backoff=0.1))
+    retry_transaction(engine, _bump, DbRetryPolicy(retries=5, lock_wait_timeout=1, backoff=0.1))
     holder.join()
     assert _n(engine) == 1
 
@@ -70,7 +70,7 @@ def test_lock_held_past_the_retries_raises_and_writes_nothing(engine: Engine) ->
     holder.start()
     ready.wait(5)
     with pytest.raises(OperationalError) as caught:
-        retry_transaction(engine, _bump, RetryPolicy(retries=1, lock_wait_timeout=1, backoff=0.1))
+        retry_transaction(engine, _bump, DbRetryPolicy(retries=1, lock_wait_timeout=1, backoff=0.1))
     holder.join()
     assert error_code(caught.value) == 1205
     assert _n(engine) == 0
@@ -86,7 +86,7 @@ def test_real_deadlock_is_retried(engine: Engine) -> None:
         time.sleep(0.3)
         _bump(conn, 1)
 
-    policy = RetryPolicy(retries=3, lock_wait_timeout=10, backoff=0.1)
+    policy = DbRetryPolicy(retries=3, lock_wait_timeout=10, backoff=0.1)
     thread = threading.Thread(target=retry_transaction, args=(engine, other_work, policy))
     thread.start()
     ready.wait(5)
@@ -117,7 +117,7 @@ def test_killed_connection_is_retried_on_a_new_one(engine: Engine) -> None:
                 k.execute(sa.text(f"KILL {ids[0]}"))
             conn.execute(sa.text("SELECT 1"))
 
-    retry_transaction(engine, work, RetryPolicy(retries=2, backoff=0.1))
+    retry_transaction(engine, work, DbRetryPolicy(retries=2, backoff=0.1))
     killer.dispose()
     assert len(ids) == 2 and ids[0] != ids[1]
     assert _n(engine) == 1
