@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from keystoneauth1 import adapter, exceptions
+from keystoneauth1 import adapter
 
 from nova_audit_ops.clients.keystone import make_adapter
 from nova_audit_ops.clients.retry import (
@@ -20,10 +20,9 @@ from nova_audit_ops.clients.retry import (
     TRANSIENT_STATUSES,
     UNPROCESSED_STATUSES,
     RetryPolicy,
-    status_verdict,
-    with_retries,
+    send_with_retries,
 )
-from nova_audit_ops.settings.errors import ConfigError, ServiceError, ServiceUnreachableError
+from nova_audit_ops.settings.errors import ConfigError, ServiceError
 
 # 2.53: services addressed by uuid, forced_down and status in one PUT.
 SERVICES_MV = "2.53"
@@ -69,26 +68,20 @@ class ComputeClient:
         reset = isinstance(body, dict) and "os-resetState" in body
         idempotent = method in ("GET", "PUT") or reset
         statuses = TRANSIENT_STATUSES if idempotent else UNPROCESSED_STATUSES
-        response, _ = with_retries(
-            lambda: self._send(method, path, body),
-            status_verdict(statuses),
-            self._policy,
-            what=f"Nova API {method} {path}",
+        response, _ = send_with_retries(
+            self._api,
+            method,
+            path,
+            statuses=statuses,
+            policy=self._policy,
+            service="Nova's API",
+            section="nova",
+            json=body,
         )
         data = response.json() if response.content else None
         if response.status_code >= 400:
             raise ComputeAPIError(response.status_code, _error_text(data, response.reason))
         return data
-
-    def _send(self, method: str, path: str, body: Any) -> Any:
-        """One attempt; a connection that cannot be made is ServiceUnreachableError."""
-        try:
-            return self._api.request(path, method, json=body, raise_exc=False)
-        except (exceptions.ConnectionError, exceptions.EndpointNotFound) as exc:
-            raise ServiceUnreachableError(
-                f"Nova's API cannot be reached ({type(exc).__name__}): check the [nova] "
-                "section (endpoint, auth_url, region_name, valid_interfaces)."
-            ) from None
 
     def force_down(self, service_uuid: str, disabled_reason: str | None) -> None:
         """Mark a nova-compute service forced down (and disabled, when a reason is given)."""

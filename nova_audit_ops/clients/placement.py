@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
-from keystoneauth1 import adapter, exceptions
+from keystoneauth1 import adapter
 
 from nova_audit_ops.clients.keystone import make_adapter
 from nova_audit_ops.clients.retry import (
@@ -21,10 +21,9 @@ from nova_audit_ops.clients.retry import (
     TRANSIENT_STATUSES,
     UNPROCESSED_STATUSES,
     RetryPolicy,
-    status_verdict,
-    with_retries,
+    send_with_retries,
 )
-from nova_audit_ops.settings.errors import ServiceError, ServiceUnreachableError
+from nova_audit_ops.settings.errors import ServiceError
 
 # 1.28: consumer generations in allocations; 1.38: consumer_type. 1.19: aggregates
 # with generations. Nova's own report client uses these as well.
@@ -89,11 +88,17 @@ class PlacementClient:
         answers that mean it was not processed (429, 503).
         """
         statuses = UNPROCESSED_STATUSES if method == "POST" else TRANSIENT_STATUSES
-        response, attempts = with_retries(
-            lambda: self._send(method, path, microversion, body),
-            status_verdict(statuses),
-            self._policy,
-            what=f"Placement {method} {path}",
+        response, attempts = send_with_retries(
+            self._api,
+            method,
+            path,
+            statuses=statuses,
+            policy=self._policy,
+            service="Placement",
+            section="placement",
+            on_attempt=self._count,
+            json=body,
+            microversion=microversion,
         )
         if method == "DELETE" and attempts > 1 and response.status_code == 404:
             return 204, None
@@ -104,22 +109,8 @@ class PlacementClient:
             raise PlacementError(response.status_code, str(detail))
         return response.status_code, data
 
-    def _send(self, method: str, path: str, microversion: str, body: Any) -> Any:
-        """One attempt; a connection that cannot be made is ServiceUnreachableError."""
+    def _count(self) -> None:
         self.requests += 1
-        try:
-            return self._api.request(
-                path,
-                method,
-                json=body,
-                microversion=microversion,
-                raise_exc=False,
-            )
-        except (exceptions.ConnectionError, exceptions.EndpointNotFound) as exc:
-            raise ServiceUnreachableError(
-                f"Placement cannot be reached ({type(exc).__name__}): check the [placement] "
-                "section (endpoint, auth_url, region_name, valid_interfaces)."
-            ) from None
 
     def get(self, path: str, microversion: str) -> Any:
         return self._request("GET", path, microversion)[1]

@@ -18,7 +18,11 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from keystoneauth1 import adapter, exceptions
+
+from nova_audit_ops.settings.errors import ServiceUnreachableError
 
 # Answers that mean "not now": overloaded, restarting, behind a failing gateway.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -102,3 +106,35 @@ def status_verdict(
         return True, headers.get("Retry-After")
 
     return judge
+
+
+def send_with_retries(
+    api: adapter.Adapter,
+    method: str,
+    path: str,
+    *,
+    statuses: Collection[int],
+    policy: RetryPolicy,
+    service: str,
+    section: str,
+    on_attempt: Callable[[], None] | None = None,
+    **request: Any,
+) -> tuple[Any, int]:
+    """Send one REST request, retrying answers in `statuses`; (response, attempts made).
+
+    A connection that cannot be made is a ServiceUnreachableError naming the
+    service and the config section to check.
+    """
+
+    def send() -> Any:
+        if on_attempt is not None:
+            on_attempt()
+        try:
+            return api.request(path, method, raise_exc=False, **request)
+        except (exceptions.ConnectionError, exceptions.EndpointNotFound) as exc:
+            raise ServiceUnreachableError(
+                f"{service} cannot be reached ({type(exc).__name__}): check the [{section}] "
+                "section (endpoint, auth_url, region_name, valid_interfaces)."
+            ) from None
+
+    return with_retries(send, status_verdict(statuses), policy, what=f"{service} {method} {path}")

@@ -20,10 +20,9 @@ import testbed
 from nova_audit_ops.engine.report import Code
 from testbed.fault_proxy import FaultProxy
 from tests import support
-from tests.tasks.test_faults import failed_problems, run_cli
+from tests.tasks.test_faults import DRIFT, failed_problems, run_cli
 
 TASKS = ("heal_allocations", "sync_aggregates")
-DRIFT = {"missing_allocations": 3, "wrong_user_allocations": 2, "missing_aggregates": 2}
 # Test-friendly budget: no doubling pause, Retry-After honoured up to 1 s.
 FAST_RETRIES = {
     "service_retries": "3",
