@@ -53,9 +53,14 @@ class Knob:
                 return f"must be at most {self.maximum}"
         return self.check(value) if self.check else None
 
+    @property
+    def title(self) -> str:
+        """The label of this knob's field in Airflow's trigger form ("batch_size" → "Batch size")."""
+        return self.name.replace("_", " ").capitalize()
+
     def json_schema(self) -> dict[str, Any]:
         """The JSON schema Airflow validates this knob's param against."""
-        schema: dict[str, Any] = {"description": self.help}
+        schema: dict[str, Any] = {"title": self.title, "description": self.help}
         if self.kind == "int":
             schema["type"] = "integer"
             if self.minimum is not None:
@@ -64,8 +69,8 @@ class Knob:
                 schema["maximum"] = self.maximum
         elif self.kind == "bool":
             schema["type"] = "boolean"
-        elif self.kind == "list":
-            schema["type"] = "array"
+        elif self.kind == "list":  # empty is meaningful ("every cell"): not required
+            schema["type"] = ["array", "null"]
             schema["items"] = {"type": "string", "minLength": 1}
         elif self.kind == "choice":
             schema["type"] = "string"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,3 +146,20 @@ def test_knob_json_schema_matches_validation() -> None:
     schema = spec("discover_hosts").knob("batch_size").json_schema()
     assert schema["type"] == "integer" and schema["minimum"] == 1
     assert spec("discover_hosts").knob("mode").json_schema()["enum"] == ["audit", "heal"]
+
+
+def ui_marks_required(schema: dict[str, Any]) -> bool:
+    """Airflow 3.3's trigger form stars a field whose schema type does not admit null."""
+    kind = schema.get("type")
+    return bool(kind) and not (isinstance(kind, list) and "null" in kind)
+
+
+def test_optional_params_are_not_starred_and_every_param_has_a_title() -> None:
+    for task in registry.TASKS:
+        for knob in spec(task).param_knobs():
+            schema = knob.json_schema()
+            assert schema["title"] and "_" not in schema["title"], (task, knob.name)
+            if knob.kind in ("list", "str"):  # empty means "all" or "unset"
+                assert not ui_marks_required(schema), (task, knob.name, schema)
+    cells = spec("discover_hosts").knob("cells")
+    assert cells.json_schema()["title"] == "Cells" and cells.parse(None, "param") == []
