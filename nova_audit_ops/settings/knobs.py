@@ -55,7 +55,7 @@ class Knob:
 
     @property
     def title(self) -> str:
-        """The label of this knob's field in Airflow's trigger form ("batch_size" → "Batch size")."""
+        """Its field label in Airflow's trigger form: "batch_size" → "Batch size"."""
         return self.name.replace("_", " ").capitalize()
 
     def json_schema(self) -> dict[str, Any]:
