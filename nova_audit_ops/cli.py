@@ -29,7 +29,7 @@ from nova_audit_ops.settings.knobs import Knob
 
 
 def _add_knob(parser: argparse.ArgumentParser, knob: Knob) -> None:
-    flag = "--" + knob.name.replace("_", "-")
+    flag = knob.flag
     if knob.name == "cells":
         parser.add_argument(
             "--cell", dest="cells", action="append", metavar="NAME_OR_UUID", help=knob.help

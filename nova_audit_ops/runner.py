@@ -24,6 +24,7 @@ from nova_audit_ops.clients import secrets
 from nova_audit_ops.clients.db import Engines, check_reachable, unreachable
 from nova_audit_ops.clients.locks import named_lock
 from nova_audit_ops.engine.context import RunContext
+from nova_audit_ops.engine.fixes import with_rerun_params
 from nova_audit_ops.engine.report import Report, merge
 from nova_audit_ops.engine.state import FileStateStore, StateStore
 from nova_audit_ops.engine.timing import Deadline
@@ -110,7 +111,7 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
         )
     for line in (f.problem for f in report.findings if f.kind == "cell"):
         LOG.error("%s", line)
-    return report
+    return with_rerun_params(ctx, report)
 
 
 def lock_name(task: str, scope: str) -> str:
@@ -148,7 +149,7 @@ def run_global(ctx: RunContext) -> Report:
         report = _contained(ctx, GLOBAL, exc, "API", lambda: ctx.engines.api_url)
         for line in (f.problem for f in report.findings if f.kind == "cell"):
             LOG.error("%s", line)
-    return report
+    return with_rerun_params(ctx, report)
 
 
 def failure_message(exc: BaseException) -> str:

@@ -29,6 +29,24 @@ class Knob:
     maximum: int | None = None
     param: bool = True  # also a DAG param and a CLI option
     check: Callable[[Any], str | None] | None = None  # extra rule; returns an error text
+    # A fix command repeats the run's value of this knob (what to find and fix), unless
+    # it only shapes how the run works (mode, batch size, budgets, lock waits).
+    rerun: bool = True
+
+    @property
+    def flag(self) -> str:
+        """The CLI option of this knob ("--down-after"); `cells` is also `--cell`."""
+        return "--" + self.name.replace("_", "-")
+
+    def cli_args(self, value: Any) -> list[str]:
+        """The CLI words that give this knob `value`, as an operator would type them."""
+        if self.name == "cells":
+            return [word for cell in value for word in ("--cell", str(cell))]
+        if self.kind == "bool":
+            return [self.flag if value else "--no-" + self.flag[2:]]
+        if self.kind == "list":
+            return [self.flag, ",".join(str(v) for v in value)]
+        return [self.flag, str(value)]
 
     def parse(self, raw: Any, where: str) -> Any:
         """Turn text or a JSON value into this knob's type, or raise ConfigError."""

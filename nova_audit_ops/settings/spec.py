@@ -28,6 +28,7 @@ MODE = Knob(
     "audit",
     "audit reports what would change and writes nothing; heal repairs.",
     choices=MODES,
+    rerun=False,
 )
 AUDIT_ONLY = Knob(
     "mode",
@@ -35,6 +36,7 @@ AUDIT_ONLY = Knob(
     "audit",
     "This task only reports: audit is its only mode.",
     choices=("audit",),
+    rerun=False,
 )
 CELLS = Knob(
     "cells",
@@ -49,6 +51,7 @@ BATCH_SIZE = Knob(
     "Objects handled per batch (one transaction per batch).",
     minimum=1,
     maximum=100_000,
+    rerun=False,
 )
 TIME_BUDGET = Knob(
     "time_budget",
@@ -57,6 +60,7 @@ TIME_BUDGET = Knob(
     "Seconds a run may work before it stops between batches (0 = no limit).",
     minimum=0,
     maximum=7 * 24 * 3600,
+    rerun=False,
 )
 MAX_BATCHES = Knob(
     "max_batches",
@@ -65,6 +69,7 @@ MAX_BATCHES = Knob(
     "Stop after this many batches per cell and resume next run (0 = no limit).",
     minimum=0,
     maximum=1_000_000,
+    rerun=False,
 )
 COMMON_KNOBS: tuple[Knob, ...] = (MODE, CELLS, BATCH_SIZE, MAX_BATCHES, TIME_BUDGET)
 

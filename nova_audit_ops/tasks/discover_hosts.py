@@ -61,6 +61,7 @@ SPEC = TaskSpec(
             "Seconds to wait for another run's lock on the API database.",
             minimum=0,
             maximum=3600,
+            rerun=False,
         ),
     ),
     defaults={"schedule": "*/10 * * * *", "batch_size": 500},

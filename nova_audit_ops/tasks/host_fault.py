@@ -185,7 +185,7 @@ def _handle_named(
                 action="nothing: a host that still reports is never forced down",
                 status=Status.MUST_NOT_FIX,
                 fix=f"check {service.host}; if it is really down, wait `down_after` seconds "
-                "and rerun",
+                f"and rerun `nova-audit run host_fault --hosts {service.host} --mode heal`",
             )
         )
         return
