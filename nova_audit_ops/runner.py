@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from nova_audit_ops.clients import secrets
 from nova_audit_ops.clients.db import Engines, check_reachable, unreachable
 from nova_audit_ops.clients.locks import named_lock
+from nova_audit_ops.clients.read_only import is_refused_write
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.fixes import with_rerun_params
 from nova_audit_ops.engine.report import Report, merge
@@ -78,7 +79,10 @@ def open_context(
     options = options_for(task, config, params)
     overrides = {**config.cell_connections, **(cell_overrides or {})}
     api_url = config.require_api_connection() if api_engine is None else None
-    engines = Engines(api_url, overrides, config.database_connection, api_engine=api_engine)
+    read_only = spec(task).read_only or options["mode"] != "heal"
+    engines = Engines(
+        api_url, overrides, config.database_connection, api_engine=api_engine, read_only=read_only
+    )
     return RunContext(
         spec=spec(task),
         config=config,
@@ -180,6 +184,8 @@ def _contained(
     if isinstance(exc, LockBusyError):
         fix = f"another run holds the lock: let it finish, then rerun {ctx.spec.name}"
         return _failed(ctx, label, failure_message(exc), fix=fix)
+    if isinstance(exc, SQLAlchemyError) and is_refused_write(exc):
+        return _crashed(ctx, label, exc)  # a write in audit mode: ours, and refused
     if isinstance(exc, SQLAlchemyError):
         problem = str(unreachable(db_label, db_url(), exc))
     elif isinstance(exc, EXPECTED_FAILURES):

@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from nova_audit_ops.clients import secrets
+from nova_audit_ops.clients.read_only import make_read_only
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.settings.errors import ConfigError, DatabaseUnreachableError
 
@@ -151,6 +152,7 @@ class Engines:
 
     The API engine, and any cell's, may be handed in pre-built (the Airflow glue
     builds them from Airflow connections); their passwords are registered too.
+    With `read_only` (audit runs) every engine's sessions refuse writes.
     """
 
     def __init__(
@@ -160,8 +162,10 @@ class Engines:
         template_default: str | None = None,
         *,
         api_engine: Engine | None = None,
+        read_only: bool = False,
     ) -> None:
         self.template_default = template_default
+        self.read_only = read_only
         if template_default:
             register_url_secret(template_default)
         if api_engine is not None:
@@ -172,6 +176,8 @@ class Engines:
             self.api_url = api_url
         else:
             raise ConfigError("no API database: set [api_database] connection in the config file")
+        if read_only:
+            make_read_only(self.api)
         self._overrides = dict(overrides or {})
         for url in self._overrides.values():
             register_url_secret(url)
@@ -215,6 +221,8 @@ class Engines:
                 key = self._override_key(cell)
                 engine = self._prebuilt.get(key) if key else None
                 engine = engine or make_engine(self.cell_url(cell), f"cell {cell.label}")
+                if self.read_only:
+                    make_read_only(engine)
                 self._cells[cell.uuid] = engine
             return engine
 
