@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class Outcome:
     state: str  # ran, skipped, failed (could not start) or crashed (a nova-audit bug)
     report: Report | None = None
     note: str = ""  # why it was skipped, or what stopped it
+    seconds: float = 0.0  # wall time of the task
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +47,7 @@ class Outcome:
             "state": self.state,
             "code": self.code,
             "note": self.note or None,
+            "seconds": round(self.seconds, 1),
             "report": self.report.to_dict() if self.report else None,
         }
 
@@ -135,7 +138,10 @@ def run_sweep(
             outcomes.append(Outcome(name, int(Code.OK), SKIPPED, note=reason))
             continue
         LOG.info("run all: %s", name)
-        outcomes.append(run_task(spec, config, mode, cells, state))
+        started = time.monotonic()
+        outcome = run_task(spec, config, mode, cells, state)
+        outcome.seconds = time.monotonic() - started
+        outcomes.append(outcome)
     return Sweep(mode or "configured", outcomes)
 
 

@@ -85,7 +85,7 @@ def test_audit_writes_nothing_then_heal_leaves_nothing_to_fix(nova_bed_placement
     assert set(audit) == {"command", "mode", "code", "tasks"} and audit["mode"] == "configured"
     assert [t["task"] for t in audit["tasks"]] == ORDER
     for entry in audit["tasks"]:
-        assert set(entry) == {"task", "state", "code", "note", "report"}
+        assert set(entry) == {"task", "state", "code", "note", "seconds", "report"}
     tasks = by_task(audit)
     assert tasks["host_fault"]["state"] == "skipped" and "hosts" in tasks["host_fault"]["note"]
     assert tasks["volume_attachments"]["state"] == "skipped"  # the bed's config has no [cinder]
@@ -94,7 +94,7 @@ def test_audit_writes_nothing_then_heal_leaves_nothing_to_fix(nova_bed_placement
     for entry in ran:
         report = Report.from_dict(entry["report"])
         assert report.task == entry["task"] and int(report.code) == entry["code"]
-        assert report.mode == "audit"
+        assert report.mode == "audit" and entry["seconds"] > 0
     assert code == max(t["code"] for t in audit["tasks"]) >= Code.WARNING
     assert drifted(audit, "discover_hosts") == 2 and drifted(audit, "map_instances") == 3
     assert drifted(audit, "heal_allocations") >= 2

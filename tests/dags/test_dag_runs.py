@@ -157,7 +157,8 @@ def test_placement_dags(airflow_home: Path, nova_bed_placement: Any) -> None:
     bed = nova_bed_placement
     drift(bed, "missing_aggregates", 2)
     orphans = {c["consumer_uuid"] for c in drift(bed, "orphan_allocations", 2)}
-    dags_test(airflow_home, bed, "sync_aggregates", mode="heal")
+    _, log = dags_test(airflow_home, bed, "sync_aggregates", mode="heal")
+    assert log.count("sync_aggregates (heal mode), global step\n") == 1, "its own table"
     healed = summary_report(airflow_home, "nova_audit_sync_aggregates")
     assert healed.counts.fixed == 2 and healed.code == Code.OK
     assert "run_global" in task_states(airflow_home, "nova_audit_sync_aggregates")
