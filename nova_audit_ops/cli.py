@@ -1,23 +1,25 @@
-"""`nova-audit`: run any maintenance task once, from cron or by hand.
+"""`nova-audit`: run any maintenance task once, or all of them, from cron or by hand.
 
 Every DAG param is an option of the same name (`batch_size` -> `--batch-size`).
 Exit code = the report's code (0 OK, 1 WARNING, 2 FAILURE); a bad option, an
 unknown cell or an unreachable API database exits 2 having written nothing.
 255 means a bug of nova-audit: a crash outside the runner, or a cell the runner
 contained (its report is still printed, the other cells still ran). A failing
-database or service never exits 255.
+database or service never exits 255. `run all` exits with the worst task's code.
+Tables fit 120 columns, or the terminal's width when it is wider.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from nova_audit_ops import registry, runner
+from nova_audit_ops import registry, runner, sweep
 from nova_audit_ops.clients import secrets
 from nova_audit_ops.engine import render
 from nova_audit_ops.engine.report import CRASH_EXIT_CODE, Code
@@ -26,6 +28,15 @@ from nova_audit_ops.registry import TASKS
 from nova_audit_ops.registry import spec as task_spec
 from nova_audit_ops.settings.errors import NovaAuditError
 from nova_audit_ops.settings.knobs import Knob
+from nova_audit_ops.settings.spec import CELLS, MODES
+
+RUN_ALL_HELP = (
+    "run every enabled task once, in this order: "
+    + ", ".join(registry.SWEEP_ORDER)
+    + ". Left out: tasks with `enabled = false`; host_fault unless [audit.host_fault] hosts "
+    "names fenced hosts; volume_attachments without a [cinder] auth_type. A task that "
+    "fails never stops the others; the exit code is the worst task's (255 > 2 > 1 > 0)."
+)
 
 
 def _add_knob(parser: argparse.ArgumentParser, knob: Knob) -> None:
@@ -55,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run one maintenance task once")
     tasks = run.add_subparsers(dest="task", required=True, metavar="TASK")
+    _add_run_all(tasks)
     for name, spec in sorted(TASKS.items()):
         task_parser = tasks.add_parser(
             name, aliases=list(spec.aliases), help=spec.summary, description=spec.summary
@@ -69,23 +81,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_run_all(tasks: Any) -> None:
+    """`run all`: only the options every task takes (--mode does not reach preflight)."""
+    run_all = tasks.add_parser(
+        "all", help="every enabled task once; exit code = the worst", description=RUN_ALL_HELP
+    )
+    run_all.add_argument("--config-file", help="nova-audit.conf or nova.conf to read")
+    run_all.add_argument("--json", action="store_true", help="print one JSON object")
+    run_all.add_argument(
+        "--mode", choices=MODES, help="audit or heal for every task; default: each task's config"
+    )
+    _add_knob(run_all, CELLS)
+
+
+def terminal_width() -> int:
+    """120 columns, or the terminal's width when it is wider."""
+    return max(render.WIDTH, shutil.get_terminal_size((render.WIDTH, 24)).columns)
+
+
+def _cells_given(args: argparse.Namespace) -> list[str]:
+    csv = getattr(args, "cells_csv", None) or ""
+    return (getattr(args, "cells", None) or []) + [c for c in csv.split(",") if c]
+
+
+def _run_all(args: argparse.Namespace) -> int:
+    cfg = registry.load_config(args.config_file)
+    result = sweep.run_sweep(cfg, mode=args.mode, cells=_cells_given(args))
+    print(sweep.to_json(result) if args.json else sweep.table(result, terminal_width()))
+    crashed = [o.task for o in result.outcomes if o.state == sweep.CRASHED]
+    if crashed:
+        print(
+            f"nova-audit hit a bug in {', '.join(crashed)}: the traceback is logged above; "
+            f"please report it (exit {CRASH_EXIT_CODE})",
+            file=sys.stderr,
+        )
+    return result.code
+
+
 def _params(args: argparse.Namespace) -> dict[str, Any]:
     spec = task_spec(args.task)
     params = {k.name: getattr(args, k.name, None) for k in spec.param_knobs()}
-    csv = getattr(args, "cells_csv", None)
-    if csv:
-        params["cells"] = (params.get("cells") or []) + [c for c in csv.split(",") if c]
+    params["cells"] = _cells_given(args) or None
     return params
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.task == "all":
+        return _run_all(args)
     cfg = registry.load_config(args.config_file)
     ctx = runner.open_context(task_spec(args.task).name, cfg, _params(args))
     try:
         report = runner.run_all(ctx)
     finally:
         ctx.engines.dispose()
-    print(render.to_json(report) if args.json else render.table(report))
+    print(render.to_json(report) if args.json else render.table(report, width=terminal_width()))
     crashed = runner.crashes(report)
     if crashed:
         print(

@@ -43,6 +43,22 @@ MODULES: dict[str, ModuleType] = {
 }
 TASKS: dict[str, TaskSpec] = {name: module.SPEC for name, module in MODULES.items()}
 ALIASES: dict[str, str] = {alias: name for name, s in TASKS.items() for alias in s.aliases}
+# `nova-audit run all` runs the tasks in this order: the checks first, then hosts and
+# mappings (the allocation and attachment tasks find instances through them), then
+# Placement, Cinder and failed hosts, and archive before the purge of what it archived.
+SWEEP_ORDER: tuple[str, ...] = (
+    preflight.SPEC.name,
+    discover_hosts.SPEC.name,
+    map_instances.SPEC.name,
+    heal_instance_mappings.SPEC.name,
+    heal_allocations.SPEC.name,
+    orphaned_allocations.SPEC.name,
+    sync_aggregates.SPEC.name,
+    volume_attachments.SPEC.name,
+    host_fault.SPEC.name,
+    archive_deleted_rows.SPEC.name,
+    purge.SPEC.name,
+)
 
 
 def spec(name: str) -> TaskSpec:

@@ -30,11 +30,23 @@ def dags_test(
     return result.returncode, result.stdout + result.stderr
 
 
+def check_task_logs(log: str) -> None:
+    """Each cell's log holds its findings table and the summary its own, each header once;
+    the tables' lines fit 120 columns (Airflow adds its timestamp and logger around them)."""
+    for cell in ("cell1", "cell2"):
+        assert log.count(f"discover_hosts (audit mode), cell {cell}\n") == 1, log
+    assert log.count("discover_hosts (audit mode)\n") == 1, "the summary's header, once"
+    assert log.count("PROBLEM / ACTION / FIX") == 3  # cell1, cell2 and the summary
+    rows = [line for line in log.splitlines() if line.startswith(("CELL ", "cell1 ", "cell2 "))]
+    assert len(rows) == 3 + 2 * 2 and max(len(line) for line in rows) <= 120
+
+
 def test_discover_hosts_audit_heal_audit(airflow_home: Path, nova_bed: Any) -> None:
     drift(nova_bed, "unmapped_hosts", 2)
     before = support.snapshot(nova_bed)
 
-    dags_test(airflow_home, nova_bed, "discover_hosts", mode="audit")
+    _, log = dags_test(airflow_home, nova_bed, "discover_hosts", mode="audit")
+    check_task_logs(log)
     audit = summary_report(airflow_home, "nova_audit_discover_hosts")
     assert audit.code == Code.WARNING
     assert {f.status for f in audit.findings} == {Status.WOULD_FIX}
@@ -145,7 +157,8 @@ def test_placement_dags(airflow_home: Path, nova_bed_placement: Any) -> None:
     bed = nova_bed_placement
     drift(bed, "missing_aggregates", 2)
     orphans = {c["consumer_uuid"] for c in drift(bed, "orphan_allocations", 2)}
-    dags_test(airflow_home, bed, "sync_aggregates", mode="heal")
+    _, log = dags_test(airflow_home, bed, "sync_aggregates", mode="heal")
+    assert log.count("sync_aggregates (heal mode), global step\n") == 1, "its own table"
     healed = summary_report(airflow_home, "nova_audit_sync_aggregates")
     assert healed.counts.fixed == 2 and healed.code == Code.OK
     assert "run_global" in task_states(airflow_home, "nova_audit_sync_aggregates")

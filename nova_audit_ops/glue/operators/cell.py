@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from nova_audit_ops import runner
 from nova_audit_ops.clients import secrets
+from nova_audit_ops.engine import render
 from nova_audit_ops.glue import runtime
 from nova_audit_ops.glue.assets import announce
 from nova_audit_ops.glue.operators.base import NovaTaskOperator
@@ -64,16 +65,11 @@ class CellTaskOperator(NovaTaskOperator):
             report = runner.run_cell(ctx, cell)
         finally:
             ctx.engines.dispose()
-        data = push_report(context, report)
+        push_report(context, report)
         if ctx.spec.asset_alias and ctx.heal and not report.cells_failed:
             announce(context, ctx.spec.asset_alias, cell, report)
-        self.log.info(
-            "cell %s: code %s, counts %s, more work: %s",
-            cell.label,
-            data["code"],
-            data["counts"],
-            data["more_work"],
-        )
+        title = f"{ctx.spec.name} ({ctx.mode} mode), cell {cell.label}"
+        self.log.info("%s", render.table(report, title=title))
         if report.cells_failed:
             problems = "; ".join(f.problem for f in report.findings if f.kind == "cell")
             raise AirflowException(f"cell {cell.label} not checked: {secrets.scrub(problems)}")

@@ -7,6 +7,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from nova_audit_ops import runner
 from nova_audit_ops.clients import secrets
+from nova_audit_ops.engine import render
 from nova_audit_ops.glue import runtime
 from nova_audit_ops.glue.operators.base import NovaTaskOperator
 from nova_audit_ops.glue.xcom import push_report
@@ -26,6 +27,8 @@ class GlobalStepOperator(NovaTaskOperator):
         finally:
             ctx.engines.dispose()
         push_report(context, report)
+        title = f"{ctx.spec.name} ({ctx.mode} mode), global step"
+        self.log.info("%s", render.table(report, title=title))
         if report.cells_failed:
             problems = "; ".join(f.problem for f in report.findings if f.kind == "cell")
             raise AirflowException(f"global step not finished: {secrets.scrub(problems)}")

@@ -51,7 +51,7 @@ class SummaryOperator(BaseOperator):
         reports = [Report.from_dict(data) for data in pulled if data]
         merged = merge(self.nova_task, reports[0].mode if reports else mode, reports)
         self._mark_missing_cells(merged, cells)
-        self.log.info("%s (%s mode)\n%s", self.nova_task, merged.mode, render.table(merged))
+        self.log.info("%s", render.table(merged))  # its first line names the task and mode
         data = xcom_report(merged)
         if merged.code >= Code.FAILURE:
             ti.xcom_push(key="return_value", value=data)
