@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export NOVA_AUDIT_TOOLS_VENV := $(CURDIR)/$(TOOLS_VENV)
 
-.PHONY: demo test lint install tools sysdeps mariadb rabbitmq postgres-redis clean uv bench-map-instances bench-heal-allocations bench-archive
+.PHONY: demo test lint install tools sysdeps mariadb rabbitmq postgres-redis clean uv bench-map-instances bench-heal-allocations bench-archive faults
 
 demo: install tools rabbitmq
 	$(VENV)/bin/python -m testbed.demo
@@ -30,6 +30,10 @@ bench-archive: install tools mariadb
 
 bench-heal-allocations: install tools mariadb
 	$(VENV)/bin/python -m benchmarks.heal_allocations
+
+# The fault matrix (fault kind x writing task) with its figures; the assertions are in `make test`.
+faults: install tools mariadb rabbitmq
+	$(VENV)/bin/python -m benchmarks.faults
 
 lint: install
 	$(VENV)/bin/ruff check nova_audit_ops dags testbed tests benchmarks

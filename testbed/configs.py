@@ -8,7 +8,9 @@ only exist so `nova-manage db sync --local_cell` can migrate every cell at once.
 
 from __future__ import annotations
 
+import configparser
 from pathlib import Path
+from typing import Any
 
 
 def _placement_section(endpoint: str | None) -> str:
@@ -62,3 +64,18 @@ def write(path: Path, text: str) -> Path:
     path.write_text(text)
     path.chmod(0o600)  # holds the database password
     return path
+
+
+def config_with(bed: Any, directory: Path, **sections: dict[str, str]) -> str:
+    """A copy of the bed's nova-audit.conf in `directory`, some sections' keys replaced."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(bed.config_path)
+    for section, values in sections.items():
+        if not parser.has_section(section):
+            parser.add_section(section)
+        for key, value in values.items():
+            parser.set(section, key, value)
+    path = Path(directory) / "nova-audit.conf"
+    with path.open("w") as handle:
+        parser.write(handle)
+    return str(path)

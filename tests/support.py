@@ -15,6 +15,7 @@ from nova_audit_ops.engine.report import Report
 from nova_audit_ops.engine.state import MemoryStateStore, StateStore
 
 # The bed's SQL helpers (testbed.db), under the names the tests call.
+from testbed.configs import config_with as config_with
 from testbed.db import engine as engine
 from testbed.db import execute as execute
 from testbed.db import query as query
@@ -72,20 +73,3 @@ def cli_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[s
     result = cli(*args, "--json", env=env)
     assert result.stdout.strip(), result.stderr
     return result.returncode, json.loads(result.stdout)
-
-
-def config_with(bed: Any, tmp_path: Path, **sections: dict[str, str]) -> str:
-    """A copy of the bed's config file with some sections' keys replaced."""
-    import configparser
-
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(bed.config_path)
-    for section, values in sections.items():
-        if not parser.has_section(section):
-            parser.add_section(section)
-        for key, value in values.items():
-            parser.set(section, key, value)
-    path = tmp_path / "nova-audit.conf"
-    with path.open("w") as handle:
-        parser.write(handle)
-    return str(path)
