@@ -14,7 +14,13 @@ batch waits on and holds (`target(bed, cell, kind)`):
   DELETE by id, a child row archived before its instance, an instance mapping
   inserted before one whose unique-key gap is held).
 
-The fault matrix and tests/tasks/test_db_faults.py both read these.
+The fault matrix and tests/tasks/test_db_faults.py both read these:
+
+    case = CASES["map_instances"]
+    case.prepare(bed)
+    with inject("deadlock", case.target(bed, "cell1", "deadlock")) as fault:
+        ...run case.task in heal mode with case.params...
+    fault.deadlocks, fault.victim, fault.killed, fault.waiters   # what happened
 """
 
 from __future__ import annotations

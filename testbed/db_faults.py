@@ -6,9 +6,10 @@ Galera cluster gives it (1205, 1213, 2013).
 
 Fault kinds (`KINDS`, the names the fault matrix uses), each `inject(kind, target)`:
 
-- "lock_released": lock `target.hold` (SELECT ... FOR UPDATE) for `seconds`,
-  then roll back; shorter than the task's db_lock_wait_timeout, the task waits
-  and goes on. The sessions seen waiting on the lock are noted in `waiters`.
+- "lock_released": lock `target.hold` (SELECT ... FOR UPDATE); once the task
+  waits on it, keep it `seconds` more, then roll back: shorter than the task's
+  db_lock_wait_timeout, the task waits and goes on. The sessions seen waiting
+  on the lock are noted in `waiters` (for every kind).
 - "lock_held": the same lock held until the block ends (past the task's lock
   wait budget: the task gets 1205 on every try).
 - "deadlock": lock `target.hold`; once the task's transaction waits on it
@@ -152,12 +153,15 @@ class Fault:
             trans.rollback()
 
     def _watch(self, conn: sa.Connection) -> None:
-        """Hold the lock for `seconds` (or until stopped), noting who waits on it."""
-        end = None if self.seconds is None else time.monotonic() + self.seconds
+        """Hold the lock, noting who waits on it; released `seconds` after the first
+        waiter came (lock_released) or when the block ends (lock_held)."""
+        end = None
         while not self._stop.is_set() and (end is None or time.monotonic() < end):
             for waiter in conn.execute(WAITERS).scalars():
                 if waiter not in self.waiters:
                     self.waiters.append(int(waiter))
+            if end is None and self.waiters and self.kind == "lock_released":
+                end = time.monotonic() + (self.seconds or 0)
             left = POLL if end is None else min(POLL, max(end - time.monotonic(), 0))
             self._stop.wait(left)
 
@@ -232,5 +236,5 @@ def inject(kind: str, target: Target, seconds: float | None = None) -> Iterator[
 
 
 def hold_rows(rows: Rows, seconds: float | None = None) -> Any:
-    """Lock `rows` for `seconds` (None: until the block ends), then release them."""
+    """Lock `rows`; release them `seconds` after a session first waits (None: at the end)."""
     return inject("lock_released" if seconds else "lock_held", Target(rows), seconds)

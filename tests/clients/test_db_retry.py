@@ -46,7 +46,9 @@ def _bump(conn: Connection, row: int = 1) -> None:
 
 def _n(engine: Engine, row: int = 1) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(sa.text("SELECT n FROM t WHERE id = :id"), {"id": row}).scalar())
+        return int(
+            conn.execute(sa.text("SELECT n FROM t WHERE id = :id"), {"id": row}).scalar_one()
+        )
 
 
 def _row(row: int) -> Rows:
@@ -89,7 +91,7 @@ def test_killed_connection_is_retried_on_a_new_one(engine: Engine) -> None:
     ids: list[int] = []
 
     def work(conn: Connection) -> None:
-        ids.append(int(conn.execute(sa.text("SELECT CONNECTION_ID()")).scalar()))
+        ids.append(int(conn.execute(sa.text("SELECT CONNECTION_ID()")).scalar_one()))
         _bump(conn)
         if len(ids) == 1:
             with killer.connect() as k:
@@ -107,7 +109,7 @@ def test_session_killed_while_it_waits_for_a_lock_is_retried(engine: Engine) -> 
     ids: list[int] = []
 
     def work(conn: Connection) -> None:
-        ids.append(int(conn.execute(sa.text("SELECT CONNECTION_ID()")).scalar()))
+        ids.append(int(conn.execute(sa.text("SELECT CONNECTION_ID()")).scalar_one()))
         _bump(conn, 2)
         _bump(conn, 1)
 
