@@ -94,15 +94,16 @@ def test_lock_held_past_the_budget_fails_that_cell_alone(
 def test_a_long_lock_wait_never_stalls_the_run_past_its_deadline(
     nova_bed: Any, tmp_path: Path, task: str
 ) -> None:
-    """The default 30 s lock wait and 3 retries, a 6 s time budget: done in about 6 s."""
+    """4 s lock waits, 3 retries, a 6 s budget: the second try may only wait for what is
+    left, so the run ends at about 6 s (not 8.4 s, nor 16 s for every try)."""
     case, _ = prepared(nova_bed, task)
-    config = support.config_with(nova_bed, tmp_path, audit=lock_wait_knobs(30, 3))
+    config = support.config_with(nova_bed, tmp_path, audit=lock_wait_knobs(4, 3))
     with inject("lock_held", case.target(nova_bed, BLOCKED, "lock_held")) as fault:
         started = time.monotonic()
         report = heal(nova_bed, case, config, time_budget=BUDGET, cells=[BLOCKED])
         took = time.monotonic() - started
     assert fault.waiters, f"{task} never waited on the held lock"
-    assert took < BUDGET + 4, f"{task} ran {took:.1f} s with a {BUDGET} s budget"
+    assert took < BUDGET + 2, f"{task} ran {took:.1f} s with a {BUDGET} s budget"
     assert report.cells_failed == [BLOCKED] and report.code == Code.FAILURE, report.findings
     assert all("db_lock_wait_timeout" in f.problem for f in failed(report)), failed(report)
 
