@@ -94,9 +94,7 @@ def _pin_clock(now: dt.datetime) -> None:
     runner.open_context = pinned
 
 
-def _child(
-    argv: Sequence[str], kill_at: int | None, record: Path, now: dt.datetime | None
-) -> None:
+def _child(argv: Sequence[str], kill_at: int | None, record: Path, now: dt.datetime | None) -> None:
     code = 255
     try:
         null = os.open(os.devnull, os.O_RDWR)
