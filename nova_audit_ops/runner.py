@@ -22,6 +22,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nova_audit_ops.clients import secrets
 from nova_audit_ops.clients.db import Engines, check_reachable, unreachable
+from nova_audit_ops.clients.db_retry import (
+    CONNECTION_CODES,
+    describe_fault,
+    error_code,
+    is_transient,
+)
 from nova_audit_ops.clients.locks import named_lock
 from nova_audit_ops.clients.read_only import is_refused_write
 from nova_audit_ops.engine.context import RunContext
@@ -186,6 +192,8 @@ def _contained(
         return _failed(ctx, label, failure_message(exc), fix=fix)
     if isinstance(exc, SQLAlchemyError) and is_refused_write(exc):
         return _crashed(ctx, label, exc)  # a write in audit mode: ours, and refused
+    if is_transient(exc):
+        return _transient_db_fault(ctx, label, exc)
     if isinstance(exc, SQLAlchemyError):
         problem = str(unreachable(db_label, db_url(), exc))
     elif isinstance(exc, EXPECTED_FAILURES):
@@ -193,6 +201,30 @@ def _contained(
     else:
         return _crashed(ctx, label, exc)
     return _failed(ctx, label, problem, fix=f"fix the cause, then rerun {ctx.spec.name}")
+
+
+def _transient_db_fault(ctx: RunContext, label: str, exc: Exception) -> Report:
+    """A write batch whose retries ran out on a deadlock, lock wait or lost connection."""
+    retries = ctx.db_retry_policy().retries
+    if error_code(exc) in CONNECTION_CODES:
+        written = "it may or may not have been written"
+        fix = (
+            "check the database server and any proxy in front of it (their idle and "
+            f"query timeouts), then rerun {ctx.spec.name}: a repeated batch finds its work done"
+        )
+    else:
+        written = "nothing of it was written"
+        fix = (
+            "find the transaction that holds the lock (information_schema.innodb_trx, "
+            f"SHOW ENGINE INNODB STATUS) and let it finish, then rerun {ctx.spec.name}; "
+            "raise [audit] db_lock_wait_timeout or db_retries if such waits are normal here"
+        )
+    problem = (
+        f"{label}: a write batch was rolled back because {describe_fault(exc)}, "
+        f"tried {retries + 1} time(s) within the run's deadline; {written}, the batches "
+        "before it are kept and this cell's later batches were not started"
+    )
+    return _failed(ctx, label, problem, fix=fix)
 
 
 def _crashed(ctx: RunContext, label: str, exc: Exception) -> Report:

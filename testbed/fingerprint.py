@@ -14,16 +14,19 @@ Per table, the sorted multiset of rows, where
   in `base`) becomes "<new id>"; ids of rows that existed before keep their value;
 - a foreign key pointing at such a new row becomes "<new:" + that row's own
   normalised content + ">" (e.g. instance_actions_events.action_id);
-- a DATETIME at or after `base.since` (written by the run) becomes "<run time>".
+- a DATETIME at or after `base.since` (written by the run) becomes "<run time>";
+- in a new row, a request id (`req-<uuid>`, e.g. instance_actions.request_id
+  written by nova-api) becomes "<request id>": every request gets a fresh one.
 Tables whose CHECKSUM TABLE still equals the baseline's are not read: they
 hold exactly the rows the run started from, which no normalisation changes
 (such a table is "as saved"; a changed table can never normalise to the saved
 rows, since those hold no new id and no run time). One fingerprint of a small
 bed costs one CHECKSUM per database plus the tables the run changed.
 
-Placement (`placement_state`): per provider its aggregates and allocations
-(consumer -> resources), per consumer its project, user and type; no
-generations (a retried write bumps them). Cinder (`cinder_state`): attachments
+Placement (`placement_state`, read from its database): per provider its
+aggregates and allocations (consumer -> resources), per consumer with
+allocations its project, user and type; no generations (a retried write bumps
+them). Cinder (`cinder_state`): attachments
 by id (volume, instance, status, attach mode).
 
 `report(a, b)` says which table, consumer or attachment differs, with up to five
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,11 +49,11 @@ import sqlalchemy as sa
 
 from testbed.backends import run
 from testbed.db import engine
-from testbed.snapshot import snapshot_placement
 from testbed.state import TestBed
 
 RUN_TIME = "<run time>"
 NEW_ID = "<new id>"
+REQUEST_ID = re.compile(r"req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -173,10 +177,13 @@ class _Schema:
 
     def _normalise(self, table: str, columns: list[str], row: sa.Row[Any]) -> str:
         auto = self.auto.get(table)
+        new = auto in columns and self._is_new(table, row[columns.index(auto)])
         values = []
         for name, value in zip(columns, row, strict=True):
-            if name == auto and self._is_new(table, value):
+            if name == auto and new:
                 value = NEW_ID
+            elif new and isinstance(value, str) and REQUEST_ID.fullmatch(value):
+                value = "<request id>"
             elif (table, name) in self.refs and self._is_new(self.refs[(table, name)], value):
                 value = "<new:" + self._new_row(self.refs[(table, name)], value) + ">"
             elif isinstance(value, dt.datetime) and value >= self.since:
@@ -203,29 +210,64 @@ class _Schema:
 
 
 def placement_state(bed: TestBed) -> dict[str, Any]:
-    """Placement without generations: aggregates and allocations per provider, consumers."""
-    shot = snapshot_placement(bed)
-    providers = {
-        uuid: {
-            "aggregates": rp["aggregates"],
-            "allocations": {c: a.get("resources", a) for c, a in rp["allocations"].items()},
-        }
-        for uuid, rp in shot.get("providers", {}).items()
-    }
-    consumers = {
-        uuid: {k: v for k, v in data.items() if k != "generation"}
-        for uuid, data in shot.get("consumers", {}).items()
-    }
+    """Placement without generations: aggregates and allocations per provider, consumers.
+
+    Read from the bed's Placement database in three queries (the API would take one
+    request per provider and per consumer): the same facts GET /allocations/{c} and
+    /resource_providers/{uuid}/aggregates give, resource classes by id.
+    """
+    providers: dict[str, Any] = {}
+    consumers: dict[str, Any] = {}
+    with _connection(bed.placement_db_url) as conn:
+        for rp, aggregate in run(
+            conn,
+            "SELECT rp.uuid, pa.uuid FROM resource_providers rp "
+            "LEFT JOIN resource_provider_aggregates rpa ON rpa.resource_provider_id = rp.id "
+            "LEFT JOIN placement_aggregates pa ON pa.id = rpa.aggregate_id",
+        ):
+            entry = providers.setdefault(rp, {"aggregates": [], "allocations": {}})
+            if aggregate:
+                entry["aggregates"] = sorted([*entry["aggregates"], aggregate])
+        for rp, consumer, rc, used in run(
+            conn,
+            "SELECT rp.uuid, a.consumer_id, a.resource_class_id, a.used FROM allocations a "
+            "JOIN resource_providers rp ON rp.id = a.resource_provider_id",
+        ):
+            allocations = providers[rp]["allocations"].setdefault(consumer, {})
+            allocations[f"rc{rc}"] = used
+        for uuid, project, user, kind in run(
+            conn,
+            "SELECT c.uuid, p.external_id, u.external_id, ct.name FROM consumers c "
+            "JOIN projects p ON p.id = c.project_id JOIN users u ON u.id = c.user_id "
+            "LEFT JOIN consumer_types ct ON ct.id = c.consumer_type_id "
+            "WHERE c.uuid IN (SELECT consumer_id FROM allocations)",
+        ):
+            consumers[uuid] = {"project_id": project, "user_id": user, "type": kind}
     return {"providers": providers, "consumers": consumers}
 
 
-def cinder_state(attachments: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Cinder attachments (testbed.cinder.attachments) reduced to what a heal may change."""
-    keep = ("volume_id", "instance", "instance_uuid", "status", "attach_mode", "server_id")
-    return {
-        ident: {k: v for k, v in sorted(data.items()) if k in keep}
-        for ident, data in sorted(attachments.items())
+def cinder_state(
+    attachments: dict[str, dict[str, Any]], volumes: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Cinder attachments (testbed.cinder.attachments) and volumes, as a heal may change them.
+
+    `volumes` is Cinder's `/volumes/detail` list: each volume's status and attachment ids.
+    """
+    keep = ("volume_id", "instance", "status", "attach_mode")
+    state: dict[str, Any] = {
+        "attachments": {
+            ident: {k: v for k, v in sorted(data.items()) if k in keep}
+            for ident, data in sorted(attachments.items())
+        }
     }
+    state["volumes"] = {
+        v["id"]: {
+            "status": v["status"],
+            "attachments": sorted(a.get("attachment_id", "") for a in v["attachments"]),
+        }
+        for v in volumes or []
+    }
+    return state
 
 
 def differences(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:

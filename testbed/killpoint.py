@@ -13,13 +13,15 @@ kill just after the commit.
 
 The run is `nova_audit_ops.cli.main(argv)` in a child forked from the calling
 process (which has already paid the ~1 s of imports), with stdout and stderr
-on /dev/null. At event `kill_at` the child sends itself SIGKILL: no finally,
+on /dev/null; `now` pins its reference time, for tasks whose outcome depends on
+the clock (sightings, heartbeats). At event `kill_at` the child sends itself SIGKILL: no finally,
 no atexit, no rollback by the client, like the OOM killer. Hooks are installed
 in the child only; the parent is untouched.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -79,7 +81,20 @@ def _install(counter: _Counter) -> None:
     requests.Session.send = counted_send  # type: ignore[method-assign]
 
 
-def _child(argv: Sequence[str], kill_at: int | None, record: Path) -> None:
+def _pin_clock(now: dt.datetime) -> None:
+    """Every run of a kill test sees the same "now" (the CLI has no clock option)."""
+    from nova_audit_ops import runner
+
+    open_context = runner.open_context
+
+    def pinned(*args: Any, **kwargs: Any) -> Any:
+        kwargs["reference_time"] = kwargs.get("reference_time") or now
+        return open_context(*args, **kwargs)
+
+    runner.open_context = pinned
+
+
+def _child(argv: Sequence[str], kill_at: int | None, record: Path, now: dt.datetime | None) -> None:
     code = 255
     try:
         null = os.open(os.devnull, os.O_RDWR)
@@ -87,6 +102,8 @@ def _child(argv: Sequence[str], kill_at: int | None, record: Path) -> None:
             os.dup2(null, fd)
         counter = _Counter(kill_at)
         _install(counter)
+        if now is not None:
+            _pin_clock(now)
         from nova_audit_ops import cli
 
         code = cli.main(list(argv))
@@ -95,26 +112,31 @@ def _child(argv: Sequence[str], kill_at: int | None, record: Path) -> None:
         os._exit(code)
 
 
-def _fork(argv: Sequence[str], kill_at: int | None) -> tuple[int, list[str]]:
+def _fork(
+    argv: Sequence[str], kill_at: int | None, now: dt.datetime | None
+) -> tuple[int, list[str]]:
     with tempfile.TemporaryDirectory(prefix="killpoint-") as tmp:
         record = Path(tmp) / "events.json"
         pid = os.fork()
         if pid == 0:
-            _child(argv, kill_at, record)
+            _child(argv, kill_at, record, now)
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         events = json.loads(record.read_text()) if record.exists() else []
     return code, events
 
 
-def count(argv: Sequence[str]) -> tuple[int, list[str]]:
-    """Run the CLI to the end; its exit code and every event it went through."""
-    return _fork(argv, None)
+def count(argv: Sequence[str], now: dt.datetime | None = None) -> tuple[int, list[str]]:
+    """Run the CLI to the end; its exit code and every event it went through.
+
+    `now`, if given, is the run's reference time (what the CLI takes from the clock).
+    """
+    return _fork(argv, None, now)
 
 
-def run(argv: Sequence[str], kill_at: int | None = None) -> int:
+def run(argv: Sequence[str], kill_at: int | None = None, now: dt.datetime | None = None) -> int:
     """Run the CLI, SIGKILLed at event `kill_at` (1-based); its exit code (KILLED if so)."""
-    return _fork(argv, kill_at)[0]
+    return _fork(argv, kill_at, now)[0]
 
 
 def interesting(events: Sequence[str]) -> list[int]:
@@ -136,12 +158,21 @@ def interesting(events: Sequence[str]) -> list[int]:
 
 
 def spread(events: Sequence[str], wanted: int = 20) -> list[int]:
-    """`wanted` kill points in [1, E]: up to half interesting ones, the rest spread evenly."""
+    """`wanted` kill points in [1, E]: up to half interesting ones, the rest spread evenly.
+
+    The even ones cover the writing part of the run (from just before its first
+    interesting point to the end), plus event 1: a run first reads (schema
+    reflection can be hundreds of statements) and a kill there is one case, not ten.
+    """
     total = len(events)
     if total <= wanted:
         return list(range(1, total + 1))
-    picked = set(_evenly(interesting(events), wanted // 2))
-    rest = [p for p in range(1, total + 1) if p not in picked]
+    special = interesting(events)
+    picked = {1, *_evenly(special, wanted // 2)}
+    start = max(1, special[0] - 1) if special else 1
+    rest = [p for p in range(start, total + 1) if p not in picked]
+    if len(rest) < wanted - len(picked):
+        rest = [p for p in range(1, total + 1) if p not in picked]
     picked.update(_evenly(rest, wanted - len(picked)))
     return sorted(picked)
 

@@ -14,12 +14,15 @@ its state directory (the CLI's resume markers) is emptied.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 from testbed.backends import get_backend, prefix_for
 from testbed.bed import clone, down, reset
 from testbed.state import TestBed
+
+STATE_DIR = "state"  # [audit] state_dir of the bed's nova-audit.conf (bed.write_configs)
 
 
 def save(bed: TestBed, directory: str | Path) -> TestBed:
@@ -30,12 +33,22 @@ def save(bed: TestBed, directory: str | Path) -> TestBed:
     store.copy([(bed.placement_db_url, placement_db)])
     saved = replace(saved, placement_db_url=placement_db, placement_url=None, owns_placement=False)
     saved.save()
+    _copy_state(bed.dir, saved.dir)
     return saved
 
 
 def restore(bed: TestBed, saved: TestBed) -> TestBed:
-    """Make `bed` equal to `saved` again: databases, Placement DB, no resume markers."""
-    return reset(bed, saved)
+    """Make `bed` equal to `saved` again: databases, Placement DB, state directory."""
+    bed = reset(bed, saved)
+    _copy_state(saved.dir, bed.dir)
+    return bed
+
+
+def _copy_state(src: Path, dst: Path) -> None:
+    """The CLI's state directory (resume markers, sightings) of `src` replaces `dst`'s."""
+    shutil.rmtree(dst / STATE_DIR, ignore_errors=True)
+    if (src / STATE_DIR).exists():
+        shutil.copytree(src / STATE_DIR, dst / STATE_DIR)
 
 
 def drop(saved: TestBed) -> None:

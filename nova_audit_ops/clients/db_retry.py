@@ -70,13 +70,35 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and error_code(exc) in LOCK_CODES | CONNECTION_CODES
 
 
-def _lock_wait(policy: DbRetryPolicy) -> int | None:
-    """Seconds a statement may wait for a row lock: the knob, never beyond the deadline."""
+def describe_fault(exc: BaseException) -> str:
+    """What a transient database fault was, in the operator's words (with its number)."""
+    code = error_code(exc)
+    text = str(getattr(exc, "orig", exc)).lower()
+    if code == LOCK_WAIT_TIMEOUT:
+        return (
+            "another session held a row lock it needed longer than db_lock_wait_timeout "
+            "(MariaDB 1205, lock wait timeout exceeded)"
+        )
+    if code == DEADLOCK and "wsrep" in text:
+        return "Galera certification failed again and again (1213, a conflicting write)"
+    if code == DEADLOCK:
+        return "it was chosen as a deadlock victim again and again (MariaDB 1213)"
+    if code == WSREP_NOT_READY:
+        return "the Galera node was not ready for writes (1047)"
+    return f"the connection to the database was lost ({code}, server gone away or KILLed)"
+
+
+def _lock_wait(policy: DbRetryPolicy, spent: float = 0.0) -> int | None:
+    """Seconds a statement may wait for a row lock: the knob, never beyond the deadline.
+
+    `spent` is what earlier tries of this batch took: each retry may only wait
+    for what the run has left, or a retried lock wait would overrun it.
+    """
     wait = policy.lock_wait_timeout
     if wait is None or wait <= 0:
         return None
     if policy.remaining is not None:
-        wait = min(wait, max(1, math.floor(policy.remaining)))
+        wait = min(wait, max(1, math.floor(policy.remaining - spent)))
     return max(1, wait)
 
 
@@ -121,10 +143,12 @@ class _CommitLost(Exception):
     """The connection went away during COMMIT: the outcome is unknown, never redo."""
 
 
-def _attempt(engine: Engine, work: Callable[[Connection], T], policy: DbRetryPolicy) -> T:
+def _attempt(
+    engine: Engine, work: Callable[[Connection], T], policy: DbRetryPolicy, spent: float
+) -> T:
     """Run `work` once in a new transaction and commit it."""
     with engine.connect() as conn:
-        old = _bound_lock_wait(conn, _lock_wait(policy))
+        old = _bound_lock_wait(conn, _lock_wait(policy, spent))
         try:
             with conn.begin() as trans:
                 result = work(conn)
@@ -151,7 +175,7 @@ def retry_transaction(
     started = time.monotonic()
     for attempt in range(policy.retries + 1):
         try:
-            return _attempt(engine, work, policy)
+            return _attempt(engine, work, policy, time.monotonic() - started)
         except _CommitLost as lost:
             raise lost.__cause__ from None  # type: ignore[misc]
         except DBAPIError as exc:

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import subprocess
-import sys
-import time
 from typing import Any
 
 import pytest
@@ -231,45 +226,6 @@ def test_crash_between_cell_commit_and_api_cleanup_is_finished_next_run(
 
 def support_cell_uuid(bed: Any, name: str = "cell1") -> str:
     return next(c.uuid for c in bed.cells if c.name == name)
-
-
-def test_sigkill_at_any_moment_loses_nothing(nova_bed: Any) -> None:
-    url = support.cell_url(nova_bed, "cell1")
-    delete_instances(nova_bed, "cell1", dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
-    counts = row_counts(url)
-    command = [
-        sys.executable,
-        "-m",
-        "nova_audit_ops.cli",
-        "run",
-        "archive_deleted_rows",
-        "--config-file",
-        str(nova_bed.config_path),
-        "--mode",
-        "heal",
-        "--before",
-        FUTURE,
-        "--batch-size",
-        "3",
-        "--cell",
-        "cell1",
-    ]
-    for delay in (1.2, 1.5, 1.8, 2.1):
-        proc = subprocess.Popen(
-            command,
-            cwd=support.REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=os.environ.copy(),
-        )
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert row_counts(url) == counts, f"rows lost or duplicated after a kill at {delay} s"
-        assert duplicates(url) == {}
-    final = support.cli(*command[3:])
-    assert final.returncode == 0, final.stdout + final.stderr
-    assert row_counts(url) == counts and old_deleted(url) == 0
 
 
 def test_unreachable_cell_fails_alone(nova_bed: Any, tmp_path: Any) -> None:
