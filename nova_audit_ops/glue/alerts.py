@@ -40,18 +40,17 @@ def load_notifier(path: str | None, args_json: str | None) -> BaseNotifier | Non
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"notifier = {path} cannot be imported: {exc}") from None
     args = json.loads(args_json) if args_json else {}
-    if isinstance(target, BaseNotifier):
-        notifier = target if not args else None
-    else:
-        try:
-            notifier = target(**args)
-        except TypeError as exc:
-            raise ConfigError(f"notifier_args do not fit {path}: {exc}") from None
-    if not isinstance(notifier, BaseNotifier):
+    if isinstance(target, BaseNotifier) and not args:
+        return target
+    if not (isinstance(target, type) and issubclass(target, BaseNotifier)):
         raise ConfigError(
             f"notifier = {path} is not an Airflow notifier (a BaseNotifier subclass, "
             "or an instance of one without notifier_args)"
         )
+    try:
+        notifier = target(**args)
+    except TypeError as exc:
+        raise ConfigError(f"notifier_args do not fit {path}: {exc}") from None
     return notifier
 
 
