@@ -91,8 +91,8 @@ def _no_summary(dag_id: str) -> str:
 def _set_note(row: Any, text: str | None) -> None:
     """Write our note unless a person wrote one; remove ours when there is nothing to say."""
     current = row.note
-    if current and not str(current).startswith(MARKER):
-        return  # a person's note
+    if current and _by_a_person(row, str(current)):
+        return
     if text is None:
         if current:
             row.note = None
@@ -100,6 +100,12 @@ def _set_note(row: Any, text: str | None) -> None:
     text = text if len(text) <= MAX_NOTE else text[: MAX_NOTE - 3] + "..."
     if current != text:
         row.note = text
+
+
+def _by_a_person(row: Any, content: str) -> bool:
+    """Notes written in the UI or the REST API carry their author; ours carry none."""
+    note = getattr(row, "dag_run_note", None) or getattr(row, "task_instance_note", None)
+    return not content.startswith(MARKER) or getattr(note, "user_id", None) is not None
 
 
 def _cell_tis(session: Session, dag_run: Any) -> list[Any]:
