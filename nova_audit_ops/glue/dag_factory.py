@@ -14,6 +14,7 @@ from typing import Any
 from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param
 
 from nova_audit_ops import registry
+from nova_audit_ops.glue.alerts import DriftAlert, bind, load_notifier
 from nova_audit_ops.glue.operators import (
     CellTaskOperator,
     GlobalStepOperator,
@@ -68,6 +69,17 @@ def default_args(settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def callbacks(task: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The DAG's on_success/on_failure callbacks: the configured notifier, if any."""
+    notifier = load_notifier(settings.get("notifier"), settings.get("notifier_args"))
+    if notifier is None:
+        return {}
+    return {
+        "on_success_callback": DriftAlert(notifier, task=task, failure=False),
+        "on_failure_callback": DriftAlert(notifier, task=task, failure=True),
+    }
+
+
 def build_dag(task: str, doc_md: str | None = None) -> DAG | None:
     """The DAG `nova_audit_<task>`, wired from the task's spec and the config file.
 
@@ -90,6 +102,7 @@ def build_dag(task: str, doc_md: str | None = None) -> DAG | None:
         params=dag_params(task_spec, settings),
         tags=["nova-audit", task_spec.family],
         is_paused_upon_creation=True,
+        **callbacks(task, settings),
     ) as dag:
         cells = ListCellsOperator(task_id="list_cells", nova_task=task)
         per_cell = CellTaskOperator.partial(
@@ -112,4 +125,5 @@ def build_dag(task: str, doc_md: str | None = None) -> DAG | None:
             report_task_ids=report_tasks,
         )
         upstream >> summary
+    bind(dag)
     return dag

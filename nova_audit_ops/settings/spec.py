@@ -14,6 +14,8 @@ from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.validators import (
     check_before,
     check_days,
+    check_dotted_path,
+    check_json_object,
     check_schedule,
     check_timezone,
     check_window,
@@ -213,6 +215,24 @@ SCHEDULE_KNOBS: tuple[Knob, ...] = (
         "Time zone of the window.",
         param=False,
         check=check_timezone,
+    ),
+    Knob(
+        "notifier",
+        "str",
+        None,
+        "Dotted path of an Airflow notifier (a BaseNotifier subclass) the DAG calls when a run "
+        "leaves drift or fails; none for no alerts.",
+        param=False,
+        check=check_dotted_path,
+    ),
+    Knob(
+        "notifier_args",
+        "str",
+        None,
+        "JSON object of the notifier's keyword arguments; its templated fields may use "
+        "{{ nova_audit_summary }}.",
+        param=False,
+        check=check_json_object,
     ),
 )
 

@@ -1,4 +1,5 @@
-"""Validators of the values operators write: schedules, windows, days, time zones, dates.
+"""Validators of the values operators write: schedules, windows, days, time zones, dates,
+dotted paths and JSON objects.
 
 Each returns None for a good value or a short text saying what is wrong; the
 knobs turn that text into a ConfigError naming the setting.
@@ -7,6 +8,7 @@ knobs turn that text into a ConfigError naming the setting.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -69,3 +71,22 @@ def parse_before(value: str) -> dt.datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.timezone.utc)
     return moment.astimezone(dt.timezone.utc)
+
+
+_DOTTED_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
+
+
+def check_dotted_path(value: str | None) -> str | None:
+    if not value or _DOTTED_PATH.match(value):
+        return None
+    return "must be a dotted Python path such as mypackage.alerts.MyNotifier"
+
+
+def check_json_object(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        return f"must be a JSON object: {exc}"
+    return None if isinstance(parsed, dict) else "must be a JSON object ({...})"

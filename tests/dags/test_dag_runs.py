@@ -18,6 +18,7 @@ from testbed.airflow_env import (
     task_states,
 )
 from tests import support
+from tests.dags.test_glance import notes
 
 
 def dags_test(
@@ -79,6 +80,9 @@ def test_unknown_cell_fails_list_cells_and_writes_nothing(
     assert run_state(airflow_home, "nova_audit_discover_hosts") == "failed"
     assert "no-such-cell" in output
     assert not any(key.startswith("run_cell[") for key in states)
+    note, _ = notes(airflow_home)  # what the grid and the runs list mark
+    assert note is not None
+    assert note.startswith("nova-audit: FAILURE in discover_hosts: no summary report")
     assert support.snapshot(nova_bed) == before
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,3 +81,33 @@ def test_a_manual_trigger_with_a_bad_param_is_refused(stack: airflow_stack.Airfl
     assert result.returncode != 0
     assert "destroy" in result.stdout + result.stderr
     assert stack.runs("nova_audit_discover_hosts") == before
+
+
+def test_a_drift_run_is_noted_by_the_scheduler_and_alerted_by_the_dag_processor(
+    stack: airflow_stack.AirflowStack, nova_bed: Any, tmp_path: Any
+) -> None:
+    """The production paths of glue/notes.py and glue/alerts.py: the scheduler's listener
+    writes the note, the DAG processor runs the callback, which reads the summary's XCom
+    through its supervisor."""
+    from testbed import drift
+    from tests.dags.test_glance import alerts, glance_config
+
+    dag_id = "nova_audit_discover_hosts"
+    [change] = drift(nova_bed, "unmapped_hosts", 1)
+    alert_file = tmp_path / "alerts.jsonl"
+    shutil.copy(glance_config(nova_bed, tmp_path, alert_file), stack.config_path)
+    stack.airflow("dags", "reserialize")  # the DAG now has the notifier's callbacks
+    stack.airflow("dags", "unpause", dag_id)
+    before = len(stack.runs(dag_id))
+    stack.airflow("dags", "trigger", dag_id, "-c", json.dumps({"mode": "audit"}))
+    [run] = stack.wait_for_runs(dag_id, before + 1)[before:]
+    assert run["state"] == "success"
+    [note] = stack.query("SELECT content FROM dag_run_note WHERE dag_run_id = :r", r=run["id"])
+    assert note["content"].startswith("nova-audit: drift left in discover_hosts")
+    assert f"by cell: {change['cell']} 1" in note["content"]
+    deadline = time.monotonic() + 120
+    while not alerts(alert_file) and time.monotonic() < deadline:
+        time.sleep(1)
+    [alert] = alerts(alert_file)
+    assert alert["message"] == f"ALERT {note['content']}"
+    assert alert["report"]["counts"]["drifted"] == 1

@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from nova_audit_ops.engine import render
 from nova_audit_ops.engine.report import Code, Report, merge
+from nova_audit_ops.glue.metrics import emit_safely
 from nova_audit_ops.glue.runtime import run_params
 from nova_audit_ops.glue.xcom import REPORT_KEY, xcom_report
 from nova_audit_ops.registry import spec
@@ -51,6 +52,7 @@ class SummaryOperator(BaseOperator):
         reports = [Report.from_dict(data) for data in pulled if data]
         merged = merge(self.nova_task, reports[0].mode if reports else mode, reports)
         self._mark_missing_cells(merged, cells)
+        emit_safely(self.nova_task, reports, merged)
         self.log.info("%s", render.table(merged))  # its first line names the task and mode
         data = xcom_report(merged)
         if merged.code >= Code.FAILURE:
