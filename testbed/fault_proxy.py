@@ -6,9 +6,12 @@ request is answered with `status` (500 by default, a JSON error body in
 Placement's format, optional Retry-After) without reaching the service, and
 every `reset_every`-th connection is reset (TCP RST) instead of answered, and
 every `delay_every`-th request is held `delay` seconds before it is forwarded
-(a client with a shorter timeout sees a read timeout, yet the request lands). All
+(a client with a shorter timeout sees a read timeout, yet the request lands) or,
+with `hold="answer"`, forwarded at once and its answer held (the request has
+landed before the client gives up: what a retried write must cope with). All
 other requests go to the target unchanged. Counting is over the proxy's life,
-across threads.
+across threads. `error_format="openstack"` words the injected errors as Nova's
+API and Cinder do ({"computeFault": {"code": 500, "message": ...}}).
 
     with FaultProxy(bed.placement_url, fail_every=3) as proxy:
         ... point [placement] endpoint at proxy.url ...
@@ -41,6 +44,9 @@ HOP_BY_HOP = {
     "host",
 }
 FAULT_DETAIL = "fault injected by the test bed's fault proxy"
+ERROR_FORMATS = ("placement", "openstack")
+# The fault names Nova's and Cinder's WSGI layers give their error bodies.
+OPENSTACK_FAULT_NAMES = {429: "overLimit", 503: "serviceUnavailable"}
 
 
 class FaultProxy:
@@ -57,6 +63,8 @@ class FaultProxy:
         delay_every: int = 0,
         delay: float = 0.0,
         timeout: float = 60.0,
+        hold: str = "request",
+        error_format: str = "placement",
     ) -> None:
         parts = urlsplit(target)
         if parts.scheme != "http" or not parts.hostname:
@@ -71,6 +79,10 @@ class FaultProxy:
         self.delay_every = delay_every
         self.delay = delay
         self.timeout = timeout
+        if hold not in ("request", "answer") or error_format not in ERROR_FORMATS:
+            raise ValueError(f"hold={hold!r}, error_format={error_format!r}: unknown")
+        self.hold = hold
+        self.error_format = error_format
         self.requests = 0  # requests received
         self.faults = 0  # answered with `status` by the proxy itself
         self.resets = 0  # connections reset instead of answered
@@ -130,8 +142,12 @@ class FaultProxy:
             return "forward"
 
     def fault_body(self) -> bytes:
-        """An error document in the format Placement (and the other services) use."""
+        """An error document in the target's format: Placement's, or Nova's and Cinder's."""
         title = http.client.responses.get(self.status, "Error")
+        if self.error_format == "openstack":
+            name = OPENSTACK_FAULT_NAMES.get(self.status, "computeFault")
+            fault = {name: {"code": self.status, "message": f"{title}: {FAULT_DETAIL}"}}
+            return json.dumps(fault).encode()
         error = {"status": self.status, "title": title, "detail": FAULT_DETAIL}
         return json.dumps({"errors": [error]}).encode()
 
@@ -174,12 +190,18 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 extra.append(("Retry-After", str(self.owner.retry_after)))
             self._answer(self.owner.status, extra, self.owner.fault_body())
         else:
-            if action == "delay":
+            held = action == "delay"
+            if held and self.owner.hold == "request":
                 time.sleep(self.owner.delay)  # the client may time out; the request still lands
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             status, reason, got, data = self.owner.forward(self.command, self.path, headers, body)
+            if held and self.owner.hold == "answer":
+                time.sleep(self.owner.delay)  # landed; the client may give up waiting
             kept = [(k, v) for k, v in got if k.lower() not in HOP_BY_HOP]
-            self._answer(status, kept, data, reason)
+            try:
+                self._answer(status, kept, data, reason)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client timed out and went away
 
     def _answer(
         self, status: int, headers: list[tuple[str, str]], body: bytes, reason: str | None = None

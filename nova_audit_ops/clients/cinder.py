@@ -1,4 +1,4 @@
-"""A Cinder client on the same keystoneauth1 machinery as Placement.
+"""A Cinder client on the same keystoneauth1 machinery (and retries) as Placement.
 
 Endpoint options follow nova.conf's [cinder] section: `catalog_info`
 (service_type:service_name:interface), `os_region_name` and
@@ -8,19 +8,19 @@ Endpoint options follow nova.conf's [cinder] section: `catalog_info`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from keystoneauth1 import adapter
 from keystoneauth1 import session as ksa_session
 
-from nova_audit_ops.clients.keystone import make_session
-from nova_audit_ops.clients.retry import NO_RETRIES, TRANSIENT_STATUSES, RetryPolicy, with_retries
+from nova_audit_ops.clients.keystone import connect_retries, make_session
+from nova_audit_ops.clients.retry import TRANSIENT_STATUSES, RetryPolicy, send_with_retries
 from nova_audit_ops.settings.errors import NovaAuditError, ServiceError, ServiceUnreachableError
 
 CINDER_API_VERSION = "3.44"  # attachments API (3.27+), attachment complete (3.44)
-T = TypeVar("T")
 INTERFACE_NAMES = {"publicURL": "public", "internalURL": "internal", "adminURL": "admin"}
 
 
@@ -75,19 +75,26 @@ def endpoint_url(session: ksa_session.Session, where: CinderEndpoint) -> str:
     return str(url)
 
 
-def make_cinder(options: Mapping[str, str], policy: RetryPolicy | None = None) -> Any:
-    """A python-cinderclient v3 client built on a keystoneauth1 session."""
-    from cinderclient import client
+def make_cinder(options: Mapping[str, str], policy: RetryPolicy | None = None) -> adapter.Adapter:
+    """A keystoneauth1 Adapter on Cinder's volume v3 endpoint, found the way Nova finds it.
 
+    Plain keystoneauth1 rather than python-cinderclient: the requests then go
+    through the one retried send (retry.send_with_retries), and an error body
+    in any format (a gateway's, Placement's) is read without crashing, which
+    cinderclient's error parser does not manage.
+    """
+    policy = policy or RetryPolicy()
     where = endpoint_options(options)
-    return client.Client(
-        CINDER_API_VERSION,
-        session=make_session("cinder", options, policy),
+    return adapter.Adapter(
+        make_session("cinder", options, policy),
         service_type=where.service_type,
         service_name=where.service_name,
+        interface=where.interface,
         region_name=where.region_name,
-        endpoint_type=where.interface,
-        os_endpoint=where.override,
+        endpoint_override=where.override,
+        default_microversion=CINDER_API_VERSION,
+        connect_retries=connect_retries(options, policy),
+        connect_retry_delay=max(policy.delay, 0.001),  # fixed; 0 would mean doubling
     )
 
 
@@ -103,29 +110,6 @@ def _version_root(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def server_versions(
-    options: Mapping[str, str], policy: RetryPolicy | None = None
-) -> tuple[str, str]:
-    """Cinder's v3 (min, max) microversions from its version document.
-
-    Read through the keystoneauth1 session (its timeout and TLS settings),
-    not cinderclient's bare `requests` call, which has no timeout.
-    """
-    sess = make_session("cinder", options, policy)
-    url = _version_root(endpoint_url(sess, endpoint_options(options)))
-    response = sess.get(url, authenticated=False, raise_exc=False)
-    try:
-        versions = response.json()["versions"]
-    except (ValueError, KeyError, TypeError):
-        raise CinderDiscoveryError(
-            f"{url} answered {response.status_code} without a version document"
-        ) from None
-    for version in versions:
-        if str(version.get("version", "")).startswith("3."):
-            return str(version.get("min_version") or "3.0"), str(version["version"])
-    raise CinderDiscoveryError(f"{url} offers no volume API v3")
-
-
 @dataclass(frozen=True)
 class Attachment:
     """One Cinder volume attachment, as `GET /attachments/detail` shows it."""
@@ -136,113 +120,132 @@ class Attachment:
     status: str
 
 
-def retried(call: Callable[[], T], policy: RetryPolicy, what: str) -> T:
-    """`call()`, repeated while cinderclient raises a transient HTTP error (429, 5xx).
-
-    Only for reads and idempotent writes; after the budget the last error is raised.
-    """
-    from cinderclient import exceptions as cinder_exceptions
-
-    def attempt() -> tuple[T | None, Exception | None]:
-        try:
-            return call(), None
-        except cinder_exceptions.ClientException as exc:
-            if getattr(exc, "code", None) in TRANSIENT_STATUSES:
-                return None, exc
-            raise
-
-    def judge(outcome: tuple[T | None, Exception | None]) -> tuple[bool, float | None]:
-        error = outcome[1]
-        return error is not None, getattr(error, "retry_after", None) or None
-
-    (value, error), _ = with_retries(attempt, judge, policy, what=what)
-    if error is not None:
-        raise error
-    return value  # type: ignore[return-value]
-
-
-def list_attachments(client: Any, policy: RetryPolicy = NO_RETRIES) -> list[Attachment]:
-    """Every attachment of every project; cinderclient follows the `next` links."""
-    from cinderclient import exceptions as cinder_exceptions
-    from keystoneauth1 import exceptions as ksa_exceptions
-
-    def read() -> Any:
-        return list(client.attachments.list(search_opts={"all_tenants": 1}, detailed=True))
-
-    try:
-        found = retried(read, policy, "Cinder GET /attachments/detail")
-    except (ksa_exceptions.ConnectionError, ksa_exceptions.EndpointNotFound) as exc:
-        raise ServiceUnreachableError(
-            f"Cinder cannot be reached ({type(exc).__name__}): check the [cinder] section "
-            "(auth, catalog_info or endpoint_override, region)."
-        ) from None
-    except cinder_exceptions.ClientException as exc:
-        raise ServiceUnreachableError(
-            f"Cinder refused to list attachments ({exc}): the [cinder] user needs the admin "
-            "role to see every project's attachments"
-        ) from None
-    return [
-        Attachment(
-            id=str(item.id),
-            volume_id=str(getattr(item, "volume_id", "") or ""),
-            instance_uuid=getattr(item, "instance", None) or None,
-            status=str(getattr(item, "status", "") or ""),
-        )
-        for item in found
-    ]
-
-
 class CinderError(ServiceError):
     """Cinder answered one request with an error."""
 
 
-def delete_attachment(client: Any, attachment_id: str, policy: RetryPolicy = NO_RETRIES) -> bool:
-    """Delete an attachment through Cinder (which detaches on its backend); False if gone.
-
-    Idempotent, so retried: a 404 on a retry means an earlier attempt deleted it.
-    """
-    from cinderclient import exceptions as cinder_exceptions
-    from keystoneauth1 import exceptions as ksa_exceptions
-
+def _error_text(response: Any) -> str:
+    """Cinder wraps errors as {"itemNotFound": {"message": ...}}; gateways send anything."""
     try:
-        retried(
-            lambda: client.attachments.delete(attachment_id),
-            policy,
-            f"Cinder DELETE /attachments/{attachment_id}",
-        )
-    except cinder_exceptions.NotFound:
-        return False
-    except cinder_exceptions.ClientException as exc:
-        raise CinderError(str(exc), getattr(exc, "code", None)) from None
-    except (ksa_exceptions.ConnectionError, ksa_exceptions.EndpointNotFound) as exc:
-        raise CinderError(f"Cinder cannot be reached ({type(exc).__name__})") from None
-    return True
+        data = response.json() if response.content else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for value in data.values():
+            if isinstance(value, dict) and value.get("message"):
+                return str(value["message"])
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                return str(value[0].get("detail") or value[0].get("title") or response.reason)
+    return str(response.reason or "no reason given")
+
+
+def _next_link(data: dict[str, Any]) -> str | None:
+    """The `next` href of a paged Cinder listing (`attachments_links`), if any."""
+    for key, links in data.items():
+        if key.endswith("_links") and isinstance(links, list):
+            for link in links:
+                if isinstance(link, dict) and link.get("rel") == "next" and link.get("href"):
+                    return str(link["href"])
+    return None
 
 
 class CinderClient:
-    """The few Cinder calls nova-audit makes; callers never see cinderclient objects.
+    """The few Cinder calls nova-audit makes, each retried as retry.py allows.
 
-    The cinderclient client is built on the first call that needs it.
+    The adapter is built on the first call that needs it. Every request here is
+    safe to repeat: reads, and `DELETE /attachments/{id}`, whose repeat after a
+    first attempt that landed meets 404 (= already deleted).
     """
 
-    def __init__(self, options: Mapping[str, str], policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        options: Mapping[str, str],
+        policy: RetryPolicy | None = None,
+        api: adapter.Adapter | None = None,
+    ) -> None:
         self._options = dict(options)
         self._policy = policy or RetryPolicy()
-        self._client: Any = None
+        self._api = api
 
-    def _cinder(self) -> Any:
-        if self._client is None:
-            self._client = make_cinder(self._options, self._policy)
-        return self._client
+    def _adapter(self) -> adapter.Adapter:
+        if self._api is None:
+            self._api = make_cinder(self._options, self._policy)
+        return self._api
+
+    def _send(self, method: str, path: str, **request: Any) -> Any:
+        response, _ = send_with_retries(
+            self._adapter(),
+            method,
+            path,
+            statuses=TRANSIENT_STATUSES,
+            policy=self._policy,
+            service="Cinder",
+            section="cinder",
+            **request,
+        )
+        return response
 
     def list_attachments(self) -> list[Attachment]:
-        """Every attachment of every project (needs the admin role)."""
-        return list_attachments(self._cinder(), self._policy)
+        """Every attachment of every project (needs the admin role), following `next` links."""
+        found: list[dict[str, Any]] = []
+        url: str | None = "/attachments/detail?all_tenants=1"
+        while url:
+            response = self._send("GET", url)
+            if response.status_code in (401, 403):
+                raise ServiceUnreachableError(
+                    f"Cinder refused to list attachments ({response.status_code}: "
+                    f"{_error_text(response)}): the [cinder] user needs the admin role to see "
+                    "every project's attachments"
+                )
+            if response.status_code >= 400:
+                raise CinderError(
+                    f"Cinder returned {response.status_code} listing attachments: "
+                    f"{_error_text(response)}",
+                    response.status_code,
+                )
+            data = response.json()
+            found.extend(data.get("attachments") or [])
+            url = _next_link(data)
+        return [
+            Attachment(
+                id=str(item["id"]),
+                volume_id=str(item.get("volume_id") or ""),
+                instance_uuid=item.get("instance") or None,
+                status=str(item.get("status") or ""),
+            )
+            for item in found
+        ]
 
     def delete_attachment(self, attachment_id: str) -> bool:
-        """Delete an attachment through Cinder; False if it was already gone."""
-        return delete_attachment(self._cinder(), attachment_id, self._policy)
+        """Delete an attachment through Cinder (which detaches on its backend); False if gone.
+
+        A 404, also on a retry whose first attempt landed, means it is deleted.
+        """
+        try:
+            response = self._send("DELETE", f"/attachments/{attachment_id}")
+        except ServiceUnreachableError as exc:
+            raise CinderError(str(exc)) from None
+        if response.status_code == 404:
+            return False
+        if response.status_code >= 400:
+            raise CinderError(
+                f"Cinder returned {response.status_code}: {_error_text(response)}",
+                response.status_code,
+            )
+        return True
 
     def server_versions(self) -> tuple[str, str]:
-        """Cinder's v3 (min, max) microversions, read from its version document."""
-        return server_versions(self._options, self._policy)
+        """Cinder's v3 (min, max) microversions from its (unauthenticated) version document."""
+        api = self._adapter()
+        url = _version_root(endpoint_url(api.session, endpoint_options(self._options)))
+        response = self._send("GET", url, authenticated=False)
+        try:
+            versions = response.json()["versions"]
+        except (ValueError, KeyError, TypeError):
+            raise CinderDiscoveryError(
+                f"{url} answered {response.status_code} without a version document"
+            ) from None
+        for version in versions:
+            if str(version.get("version", "")).startswith("3."):
+                return str(version.get("min_version") or "3.0"), str(version["version"])
+        raise CinderDiscoveryError(f"{url} offers no volume API v3")

@@ -9,7 +9,8 @@ when one is missing there. Missing allocations are created from the flavor
 against the node's provider, with the instance's project and user; a consumer
 generation conflict re-reads and retries. Instances Nova would not heal either
 (VGPU, Cyborg device profiles, port resource requests, mixed CPU policy) are
-findings with the command to run, never silent skips.
+findings with the command to run, never silent skips; so is an idle instance
+with no node (skipped, as Nova's "is not on a host"), unless shelved-offloaded.
 
 Wrong owners (allocations under another project or user) cannot be seen in a
 provider's allocation list, so the global step compares Placement's usage per
@@ -55,6 +56,8 @@ SPEC = TaskSpec(
     global_step=True,
 )
 NOVA_FIX = "nova-manage placement heal_allocations --instance {uuid}"
+# States in which an instance rightly has no host: offloaded, nothing to allocate.
+HOSTLESS_STATES = ("shelved_offloaded",)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ def _instances_after(engine: Engine, last: int) -> sa.Select:
             i.c.user_id,
             i.c.image_ref,
             i.c.task_state,
+            i.c.vm_state,
         )
         .where(i.c.deleted == 0, i.c.id > last)
         .order_by(i.c.id)
@@ -118,8 +122,12 @@ def _heal_batch(
     providers: dict[str, dict[str, Any]],
     report: Report,
 ) -> None:
-    eligible = [_instance(r) for r in page.rows if r.task_state is None and r.node is not None]
-    report.counts.skipped += len(page.rows) - len(eligible)
+    idle = [r for r in page.rows if r.task_state is None]
+    eligible = [_instance(r) for r in idle if r.node is not None]
+    hostless = [r for r in idle if r.node is None and r.vm_state not in HOSTLESS_STATES]
+    report.counts.skipped += len(page.rows) - len(eligible) - len(hostless)
+    for row in hostless:
+        report.add(_not_on_a_host(cell, row))
     nodes = _node_uuids(engine, {i.host for i in eligible if i.host})
     missing: list[tuple[Instance, str]] = []
     for inst in eligible:
@@ -149,6 +157,22 @@ def _heal_batch(
             missing.append((inst, rp))
     if missing:
         _heal_missing(ctx, cell, engine, missing, providers, report)
+
+
+def _not_on_a_host(cell: Cell, row: Row) -> Finding:
+    """An idle instance with no node: skipped, as Nova's heal_allocations skips it."""
+    return Finding(
+        "instance",
+        row.uuid,
+        f"instance {row.uuid} ({row.vm_state}) is not on a host: its node is NULL "
+        f"(host {row.host or 'NULL'}), so no provider can hold its allocations",
+        "skipped (as `nova-manage placement heal_allocations`: 'is not on a host')",
+        Status.LEFT,
+        cell.label,
+        fix=f"find where it runs (`openstack server show {row.uuid}`, the compute hosts' "
+        "`virsh list`); set its host and node, or rebuild or delete it; then rerun "
+        "heal_allocations",
+    )
 
 
 def _instance(row: Row) -> Instance:

@@ -38,6 +38,7 @@ from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.engine.state import MarkerKind
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.schema import table
+from nova_audit_ops.nova.unknown_cells import LostMapping
 from nova_audit_ops.settings.errors import NovaAuditError
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
@@ -319,10 +320,14 @@ def run_global(ctx: RunContext, cells: Sequence[Cell]) -> Report:
     unmapped = [u for u in uuids if mapped.get(u) is None]
     building = _build_requests(ctx, unmapped)
     candidates = [u for u in unmapped if u not in building]
+    known = {c.id for c in cells}
+    lost = [LostMapping(u, c) for u, c in mapped.items() if c is not None and c not in known]
     for cell in cells:
-        if candidates:
-            found = _servers(ctx, cell, candidates)
+        if candidates or lost:
+            found = _servers(ctx, cell, candidates + [m.instance_uuid for m in lost])
             candidates = [u for u in candidates if u not in found]
+            lost = [m for m in lost if m.instance_uuid not in found]  # judged by that cell
+    _report_lost(report, lost, attachments)
     orphaned = set(candidates)
     dangling = []
     for attachment in attachments:
@@ -331,6 +336,27 @@ def run_global(ctx: RunContext, cells: Sequence[Cell]) -> Report:
             dangling.append((attachment, "no cell has its server and no instance mapping names it"))
     _judge_dangling(ctx, report, "global", GLOBAL_LABEL, dangling)
     return report
+
+
+def _report_lost(
+    report: Report, lost: Sequence[LostMapping], attachments: Sequence[Attachment]
+) -> None:
+    """Servers in no cell whose mapping names a cell that is gone: left, said once each."""
+    for mapping in lost:
+        ids = sorted(a.id for a in attachments if a.instance_uuid == mapping.instance_uuid)
+        report.counts.examined += 1
+        report.add(
+            Finding(
+                kind="instance",
+                object_id=mapping.instance_uuid,
+                cell=GLOBAL_LABEL,
+                problem=f"{mapping.problem}, and no cell has the server: its attachment(s) "
+                f"{', '.join(ids)} are not judged",
+                action="skipped: the server may live in the missing cell",
+                status=Status.LEFT,
+                fix=mapping.fix,
+            )
+        )
 
 
 def _build_requests(ctx: RunContext, uuids: Sequence[str]) -> set[str]:

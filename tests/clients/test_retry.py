@@ -11,12 +11,13 @@ import json
 from typing import Any
 
 import pytest
-from cinderclient import exceptions as cinder_exceptions
 
-from nova_audit_ops.clients import cinder, retry
+from nova_audit_ops.clients import retry
+from nova_audit_ops.clients.cinder import CinderClient, CinderError
 from nova_audit_ops.clients.compute import ComputeAPIError, ComputeClient
 from nova_audit_ops.clients.placement import PlacementClient, PlacementError
 from nova_audit_ops.clients.retry import RetryPolicy, status_verdict, with_retries
+from nova_audit_ops.settings.errors import ServiceUnreachableError
 
 FAST = RetryPolicy(retries=3, delay=0.0, max_delay=0.0)
 
@@ -144,38 +145,40 @@ def test_nova_api_other_posts_are_not_repeated_on_500() -> None:
 
 
 def test_cinder_transient_errors_are_retried_then_raised() -> None:
-    calls: list[int] = []
+    listing = {"attachments": [{"id": "a", "volume_id": "v", "instance": "i", "status": "x"}]}
+    api = Script(Answer(503), Answer(500), Answer(200, listing))
+    [found] = CinderClient({}, FAST, api=api).list_attachments()  # type: ignore[arg-type]
+    assert found.id == "a" and found.instance_uuid == "i" and api.methods == ["GET"] * 3
 
-    def flaky() -> str:
-        calls.append(1)
-        if len(calls) < 3:
-            raise cinder_exceptions.ClientException(503, "unavailable")
-        return "ok"
-
-    assert cinder.retried(flaky, FAST, "Cinder GET") == "ok" and len(calls) == 3
-
-    def down() -> str:
-        calls.append(1)
-        raise cinder_exceptions.ClientException(500, "down")
-
-    calls.clear()
-    with pytest.raises(cinder_exceptions.ClientException):
-        cinder.retried(down, FAST, "Cinder GET")
-    assert len(calls) == 4
+    down = Script(*[Answer(500, {"computeFault": {"message": "down"}})] * 4)
+    with pytest.raises(CinderError, match="Cinder returned 500 listing attachments: down"):
+        CinderClient({}, FAST, api=down).list_attachments()  # type: ignore[arg-type]
+    assert len(down.methods) == 4
 
 
 def test_cinder_delete_404_after_a_retry_is_already_gone() -> None:
-    answers: list[Exception] = [
-        cinder_exceptions.ClientException(503, "unavailable"),
-        cinder_exceptions.NotFound(404, "no such attachment"),
-    ]
+    api = Script(Answer(503), Answer(404, {"itemNotFound": {"message": "no attachment"}}))
+    assert CinderClient({}, FAST, api=api).delete_attachment("att") is False  # type: ignore[arg-type]
+    assert api.methods == ["DELETE", "DELETE"] and not api.answers
 
-    class Attachments:
-        def delete(self, attachment_id: str) -> None:
-            raise answers.pop(0)
 
-    class Client:
-        attachments = Attachments()
+def test_cinder_errors_in_any_body_format_are_errors_not_crashes() -> None:
+    """A gateway's (or Placement's) error list, or HTML: cinderclient's parser crashed on these."""
+    placement_style = {"errors": [{"status": 500, "detail": "gateway says no"}]}
+    api = Script(Answer(400, placement_style))
+    with pytest.raises(CinderError, match="400: gateway says no"):
+        CinderClient({}, FAST, api=api).delete_attachment("att")  # type: ignore[arg-type]
+    html = Answer(401)
+    html.content, html.reason = b"<html>no</html>", "Unauthorized"
+    with pytest.raises(ServiceUnreachableError, match="admin role"):
+        CinderClient({}, FAST, api=Script(html)).list_attachments()  # type: ignore[arg-type]
 
-    assert cinder.delete_attachment(Client(), "att", FAST) is False
-    assert not answers
+
+def test_cinder_listing_follows_next_links() -> None:
+    first = {
+        "attachments": [{"id": "a1", "instance": "i1"}],
+        "attachments_links": [{"rel": "next", "href": "http://cinder/v3/attachments?marker=a1"}],
+    }
+    api = Script(Answer(200, first), Answer(200, {"attachments": [{"id": "a2"}]}))
+    found = CinderClient({}, FAST, api=api).list_attachments()  # type: ignore[arg-type]
+    assert [a.id for a in found] == ["a1", "a2"] and found[1].instance_uuid is None
