@@ -31,7 +31,8 @@ from tests.tasks.test_archive_deleted_rows import delete_instances
 POINTS = 20
 FUTURE = "2100-01-01"
 OLD = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
-# archive and purge reflect ~110 tables per cell per run (~1.5 s): one cell keeps 40 runs short.
+# Tasks whose cells are independent run on one cell: a kill is per cell, and 40 runs stay short
+# (archive and purge reflect ~110 tables per cell per run, ~1.5 s).
 ONE_CELL = ("--cell", "cell1")
 LATER = dt.datetime(2026, 6, 1, 14, 0, tzinfo=dt.timezone.utc)
 
@@ -267,6 +268,19 @@ def _host_fault_drift(bed: TestBed, services: Services | None) -> None:
         )
 
 
+def half_reset(bed: TestBed, ref: Reference) -> list[str]:
+    """Instances of the silent hosts are as they were, or reset to error; never anything else."""
+    hosts = _silent_hosts(bed)[1].split(",")
+    sql = "SELECT uuid, vm_state, task_state FROM instances WHERE host IN :h AND deleted = 0"
+    problems = []
+    for cell, before in zip(bed.cells, ref.saved.cells, strict=True):
+        then = {r.uuid: (r.vm_state, r.task_state) for r in support.query(before.url, sql, h=hosts)}
+        for r in support.query(cell.url, sql, h=hosts):
+            if (r.vm_state, r.task_state) not in (then.get(r.uuid), ("error", None)):
+                problems.append(f"instance {r.uuid} is {r.vm_state}/{r.task_state}")
+    return problems
+
+
 def _silent_hosts(bed: TestBed) -> tuple[str, ...]:
     """--hosts naming the hosts _host_fault_drift silenced."""
     cut = (_seed_time(bed) - dt.timedelta(minutes=30)).replace(tzinfo=None)
@@ -317,8 +331,15 @@ def _orphan_drift(bed: TestBed, services: Services | None) -> None:
 
 
 CASES = [
-    Case("map_instances", _map_drift, ("--batch-size", "3"), consistent=duplicate_mappings),
-    Case("discover_hosts", _host_drift, ("--batch-size", "2"), consistent=flagged_without_mapping),
+    Case(
+        "map_instances", _map_drift, ("--batch-size", "3", *ONE_CELL), consistent=duplicate_mappings
+    ),
+    Case(
+        "discover_hosts",
+        _host_drift,
+        ("--batch-size", "2", *ONE_CELL),
+        consistent=flagged_without_mapping,
+    ),
     Case(
         "heal_instance_mappings",
         _mapping_drift,
@@ -365,6 +386,7 @@ CASES = [
         "host_fault",
         _host_fault_drift,
         _silent_hosts,
+        consistent=half_reset,
         now=_soon_after_seed,
         services=with_nova_api,
     ),
