@@ -39,8 +39,14 @@ from typing import Any
 
 import testbed
 from benchmarks.common import REPO, WORK, print_table
-from testbed import fingerprint, killpoint, savepoint
+from nova_audit_ops import registry, runner
+from nova_audit_ops.engine.report import Report
+from nova_audit_ops.engine.state import MemoryStateStore
+from testbed import api_faults, db_fault_cases, fingerprint, killpoint, savepoint
+from testbed import cinder as cinder_bed
 from testbed.configs import config_with
+from testbed.db import execute, query
+from testbed.db_faults import inject, lock_wait_knobs
 from testbed.fault_proxy import FaultProxy
 from testbed.state import TestBed
 
@@ -265,6 +271,211 @@ def _items(state: Any) -> set[str]:
     return {f"{k}={v!r}" for k, v in flat.items()}
 
 
+# Database faults made by MariaDB sessions (testbed/db_faults.py), in the first heal run
+# of a DB-writing task: (kind, seconds the lock is kept once the task waits, [audit] knobs).
+DB_FAULTS = {
+    "db lock wait, released": ("lock_released", 1.5, lock_wait_knobs(5, 2)),
+    "db lock held past budget": ("lock_held", None, lock_wait_knobs(1, 1)),
+    "db deadlock (1213)": ("deadlock", 1.5, lock_wait_knobs(5, 2)),
+    "db KILL of the connection": ("kill", 1.5, lock_wait_knobs(5, 2)),
+}
+BLOCKED = "cell1"
+
+
+def run_in_process(bed: TestBed, config: str, case: db_fault_cases.Case, mode: str) -> Report:
+    """One run in this process (the fault session is a thread of it), as the CLI runs it."""
+    params = {k: v for k, v in case.params.items() if k != "reference_time"}
+    ctx = runner.open_context(
+        case.task,
+        registry.load_config(config),
+        {**params, "mode": mode},
+        reference_time=case.params.get("reference_time"),
+        state=MemoryStateStore(),
+    )
+    try:
+        return runner.run_all(ctx)
+    finally:
+        ctx.engines.dispose()
+
+
+def measure_db_fault(
+    bed: TestBed, saved: TestBed, case: db_fault_cases.Case, fault: tuple[Any, ...],
+    work: Path, max_runs: int,
+) -> Outcome:  # fmt: skip
+    """Audit under a held lock, then heal with the fault in the first run, fault-free after."""
+    kind, seconds, knobs = fault
+    outcome = Outcome()
+    savepoint.restore(bed, saved)
+    config = config_with(bed, work, audit=knobs)
+    base = fingerprint.baseline(bed)
+    run_in_process(bed, config, case, "heal")  # the undisturbed run, for the expected state
+    expected = fingerprint.fingerprint(bed, base, placement=False)
+    savepoint.restore(bed, saved)
+    base = fingerprint.baseline(bed)
+    before = fingerprint.fingerprint(bed, base, placement=False)
+    with inject("lock_held", case.target(bed, BLOCKED, "lock_held")):
+        _record_report(outcome, lambda: run_in_process(bed, config, case, "audit"))
+    outcome.audit_wrote = bool(
+        fingerprint.differences(before, fingerprint.fingerprint(bed, base, placement=False))
+    )
+    for run in range(max_runs):
+        if run == 0:
+            with inject(kind, case.target(bed, BLOCKED, kind), seconds=seconds) as hit:
+                _record_report(outcome, lambda: run_in_process(bed, config, case, "heal"))
+            outcome.injected = hit.deadlocks + len(hit.killed) or int(bool(hit.waiters))
+        else:
+            _record_report(outcome, lambda: run_in_process(bed, config, case, "heal"))
+        shot = fingerprint.fingerprint(bed, base, placement=False)
+        if not fingerprint.differences(expected, shot):
+            outcome.reruns = run
+            break
+    else:
+        outcome.converged = False
+        outcome.reruns = max_runs
+    outcome.lost, outcome.duplicated = lost_and_duplicated(expected, shot)
+    return outcome
+
+
+def _record_report(outcome: Outcome, run: Callable[[], Report]) -> None:
+    outcome.runs += 1
+    try:
+        report = run()
+    except Exception as exc:  # escaped the runner's failure boundary: a crash
+        outcome.crashes += 1
+        outcome.notes.append(f"escaped: {type(exc).__name__}: {exc}")
+        return
+    outcome.crashes += runner.crashes(report)
+    outcome.failed_items += sum(1 for f in report.findings if f.status.value == "failed")
+
+
+def db_fault_rows(
+    bed: TestBed, pristine: TestBed, work: Path, args: argparse.Namespace
+) -> list[list[object]]:
+    """The database-fault rows of the matrix, one per task of db_fault_cases x fault kind."""
+    rows: list[list[object]] = []
+    for task, case in db_fault_cases.CASES.items():
+        if args.task and task not in args.task:
+            continue
+        savepoint.restore(bed, pristine)
+        case.prepare(bed)
+        saved = savepoint.save(bed, work / f"saved-db-{task}")
+        try:
+            for name, fault in DB_FAULTS.items():
+                if not args.fault or name in args.fault:
+                    outcome = measure_db_fault(bed, saved, case, fault, work, args.max_runs)
+                    rows.append(_row(name, Case(task, lambda bed: None), outcome))
+                    print(*(f"  {name} x {task}: {n}" for n in outcome.notes), sep="\n")
+        finally:
+            savepoint.drop(saved)
+    return rows
+
+
+def _silent_host(bed: TestBed) -> str:
+    """Every compute service reports now except one, silent for an hour: host_fault's work."""
+    testbed.heartbeat(bed)
+    url = next(c.url for c in bed.cells if c.name == BLOCKED)
+    computes = "SELECT host FROM services WHERE `binary` = 'nova-compute' ORDER BY id LIMIT 1"
+    host = str(query(url, computes)[0][0])
+    silence = "UPDATE services SET last_seen_up = last_seen_up - INTERVAL 1 HOUR WHERE host = :h"
+    execute(url, silence, h=host)
+    return host
+
+
+def nova_api_rows(bed: TestBed, pristine: TestBed, work: Path, max_runs: int) -> list[list[object]]:
+    """host_fault behind a faulty nova-api: one silent host fenced, from the same saved state."""
+    rows: list[list[object]] = []
+    savepoint.restore(bed, pristine)
+    host = _silent_host(bed)
+    saved = savepoint.save(bed, work / "saved-host_fault")
+    case = Case("host_fault", lambda bed: None, ("--hosts", host), ("nova",))
+    try:
+        with api_faults.started(bed, "nova") as (_, direct):
+            clean = config_with(bed, work, nova=direct, audit=FAST_RETRIES)
+            expected = _expected_with(bed, saved, case, clean)
+            for fault, faults in sorted(api_faults.FAULTS.items()):
+                with api_faults.behind_proxy(direct, **faults) as (proxy, section):
+                    config = config_with(
+                        bed, work, nova=section, audit=api_faults.audit_section(fault)
+                    )
+                    outcome = _under(bed, saved, case, config, expected, max_runs)
+                    outcome.injected = api_faults.injected(proxy)
+                rows.append(_row(f"nova-api {fault}", case, outcome))
+    finally:
+        savepoint.drop(saved)
+    return rows
+
+
+def _expected_with(bed: TestBed, saved: TestBed, case: Case, config: str) -> dict[str, Any]:
+    savepoint.restore(bed, saved)
+    base = fingerprint.baseline(bed)
+    code, report, stderr = cli(config, case.task, "--mode", "heal", *case.args)
+    if code not in (0, 1) or report is None:
+        raise RuntimeError(f"{case.task}: the fault-free heal run failed (exit {code}): {stderr}")
+    return fingerprint.fingerprint(bed, base)
+
+
+def _under(
+    bed: TestBed, saved: TestBed, case: Case, config: str, expected: dict[str, Any], max_runs: int
+) -> Outcome:
+    """Audit once, then heal until converged, all with `config` (whose service is faulty)."""
+    outcome = Outcome()
+    savepoint.restore(bed, saved)
+    base = fingerprint.baseline(bed)
+    before = fingerprint.fingerprint(bed, base)
+    _record(outcome, cli(config, case.task, *case.args))
+    outcome.audit_wrote = bool(fingerprint.differences(before, fingerprint.fingerprint(bed, base)))
+    for run in range(max_runs):
+        _record(outcome, cli(config, case.task, "--mode", "heal", *case.args))
+        shot = fingerprint.fingerprint(bed, base)
+        if not fingerprint.differences(expected, shot):
+            outcome.reruns = run
+            break
+    else:
+        outcome.converged = False
+        outcome.reruns = max_runs
+        outcome.notes.append(fingerprint.report(expected, shot))
+    outcome.lost, outcome.duplicated = lost_and_duplicated(expected, shot)
+    return outcome
+
+
+def cinder_rows(bed: TestBed, pristine: TestBed, work: Path, max_runs: int) -> list[list[object]]:
+    """volume_attachments behind a faulty Cinder: fresh dangling attachments per fault.
+
+    Cinder's own database is not part of a savepoint, so each fault gets new drift; the
+    expected state is known exactly: the dangling attachments gone, every other one kept.
+    """
+    rows: list[list[object]] = []
+    savepoint.restore(bed, pristine)
+    case = Case("volume_attachments", lambda bed: None, (), ("cinder",))
+    grace = {"audit.volume_attachments": {"grace_period": "0"}}
+    with api_faults.started(bed, "cinder") as (cinder, direct):
+        for fault, faults in sorted(api_faults.FAULTS.items()):
+            changes = cinder_bed.deleted_servers(bed, cinder, 1)
+            changes += cinder_bed.unknown_servers(bed, cinder, 2)
+            dangling = {c["attachment_id"] for c in changes}
+            before = cinder_bed.attachments(cinder)
+            wanted = {k: v for k, v in before.items() if k not in dangling}
+            outcome = Outcome()
+            with api_faults.behind_proxy(direct, **faults) as (proxy, section):
+                audit = api_faults.audit_section(fault)
+                config = config_with(bed, work, cinder=section, audit=audit, **grace)
+                _record(outcome, cli(config, case.task))
+                outcome.audit_wrote = cinder_bed.attachments(cinder) != before
+                for run in range(max_runs):
+                    _record(outcome, cli(config, case.task, "--mode", "heal"))
+                    now = cinder_bed.attachments(cinder)
+                    if now == wanted:
+                        outcome.reruns = run
+                        break
+                else:
+                    outcome.converged, outcome.reruns = False, max_runs
+                outcome.injected = api_faults.injected(proxy)
+            outcome.lost = len(set(wanted) - set(now))
+            outcome.duplicated = len(set(now) - set(before))
+            rows.append(_row(f"cinder {fault}", case, outcome))
+    return rows
+
+
 def expected_state(bed: TestBed, saved: TestBed, case: Case) -> dict[str, Any]:
     """The state one uninterrupted, fault-free heal run leaves."""
     savepoint.restore(bed, saved)
@@ -314,6 +525,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     notes += [f"sigkill x {case.task}: {n}" for n in outcome.notes]
             finally:
                 savepoint.drop(saved)
+        rows += db_fault_rows(bed, pristine, work, args)
+        if _wanted(args, "host_fault", "nova-api"):
+            rows += nova_api_rows(bed, pristine, work, args.max_runs)
+        if _wanted(args, "volume_attachments", "cinder"):
+            rows += cinder_rows(bed, pristine, work, args.max_runs)
     finally:
         savepoint.drop(pristine)
         testbed.down(bed.dir)
@@ -324,6 +540,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("  " + note)
     bad = [r for r in rows if r[4] or r[7] or r[8] or r[9] == "yes" or str(r[6]).startswith(">")]
     return 1 if bad else 0
+
+
+def _wanted(args: argparse.Namespace, task: str, service: str) -> bool:
+    by_task = not args.task or task in args.task
+    return by_task and (not args.fault or any(f.startswith(service) for f in args.fault))
 
 
 def _row(name: str, case: Case, outcome: Outcome) -> list[object]:
