@@ -9,6 +9,8 @@ keystoneauth1 options as `[placement]`.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +24,9 @@ from nova_audit_ops.clients.retry import (
     RetryPolicy,
     send_with_retries,
 )
-from nova_audit_ops.settings.errors import ConfigError, ServiceError
+from nova_audit_ops.settings.errors import ConfigError, ServiceError, ServiceUnreachableError
+
+LOG = logging.getLogger("nova_audit")
 
 # 2.53: services addressed by uuid, forced_down and status in one PUT.
 SERVICES_MV = "2.53"
@@ -57,13 +61,13 @@ class ComputeClient:
         policy = policy or RetryPolicy()
         return cls(make_adapter("nova", options, "compute", SERVICES_MV, policy), policy)
 
-    def _request(self, method: str, path: str, body: Any) -> Any:
+    def _request(self, method: str, path: str, body: Any = None, **request: Any) -> Any:
         """Send one request, retrying transient answers (both calls are idempotent in effect).
 
         `PUT /os-services/{id}` sets absolute values; `os-resetState` sets
-        vm_state to a given value and clears task_state, so a repeat whose
-        first attempt landed changes nothing but adds one more instance
-        action record. Any other POST would be repeated only on 429/503.
+        vm_state to a given value and clears task_state (its repeat after a lost
+        answer is guarded by `reset_state`). Any other POST would be repeated
+        only on 429/503.
         """
         reset = isinstance(body, dict) and "os-resetState" in body
         idempotent = method in ("GET", "PUT") or reset
@@ -77,6 +81,7 @@ class ComputeClient:
             service="Nova's API",
             section="nova",
             json=body,
+            **request,
         )
         data = response.json() if response.content else None
         if response.status_code >= 400:
@@ -91,10 +96,33 @@ class ComputeClient:
         self._request("PUT", f"/os-services/{service_uuid}", body)
 
     def reset_state(self, instance_uuid: str, state: str) -> None:
-        """`os-resetState`: vm_state to `state`, task_state cleared, action recorded."""
-        self._request(
-            "POST", f"/servers/{instance_uuid}/action", {"os-resetState": {"state": state}}
-        )
+        """`os-resetState`: vm_state to `state`, task_state cleared, action recorded.
+
+        A reset whose answer timed out may have landed: repeating it blindly
+        records a second resetState action. So the transport's own retries are
+        off for it; the instance's resetState actions are counted first (one
+        GET, no Neutron involved, unlike a server show) and, after a timeout,
+        counted again: a reset that landed is not sent again. A refused or reset
+        connection is simply retried.
+        """
+        path, body = f"/servers/{instance_uuid}/action", {"os-resetState": {"state": state}}
+        before = self._resets(instance_uuid)
+        for attempt in range(self._policy.retries + 1):
+            try:
+                self._request("POST", path, body, connect_retries=0)
+                return
+            except ServiceUnreachableError as exc:
+                if attempt == self._policy.retries:
+                    raise
+                time.sleep(self._policy.pause(attempt + 1, None))
+                if exc.timed_out and self._resets(instance_uuid) > before:
+                    LOG.warning("Nova's API: resetting %s timed out but landed", instance_uuid)
+                    return
+
+    def _resets(self, instance_uuid: str) -> int:
+        """How many resetState actions Nova has recorded for the instance."""
+        data = self._request("GET", f"/servers/{instance_uuid}/os-instance-actions")
+        return sum(1 for a in data.get("instanceActions", []) if a.get("action") == "resetState")
 
 
 def _error_text(data: Any, default: str) -> str:

@@ -134,7 +134,8 @@ def send_with_retries(
         except (exceptions.ConnectionError, exceptions.EndpointNotFound) as exc:
             raise ServiceUnreachableError(
                 f"{service} cannot be reached ({type(exc).__name__}): check the [{section}] "
-                "section (endpoint, auth_url, region_name, valid_interfaces)."
+                "section (endpoint, auth_url, region_name, valid_interfaces).",
+                timed_out=isinstance(exc, exceptions.ConnectTimeout),
             ) from None
 
     return with_retries(send, status_verdict(statuses), policy, what=f"{service} {method} {path}")

@@ -23,7 +23,15 @@ class DatabaseUnreachableError(NovaAuditError):
 
 
 class ServiceUnreachableError(NovaAuditError):
-    """A REST service (Placement, Cinder) cannot be reached."""
+    """A REST service (Placement, Cinder) cannot be reached.
+
+    `timed_out`: the request was sent and its answer never came, so it may have
+    landed (a refused or reset connection is assumed not to have).
+    """
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class LockBusyError(NovaAuditError):
