@@ -18,8 +18,9 @@ export NOVA_AUDIT_TOOLS_VENV := $(CURDIR)/$(TOOLS_VENV)
 demo: install tools rabbitmq
 	$(VENV)/bin/python -m testbed.demo
 
+# Two pytest processes side by side (tests/split_run.py); `pytest` alone runs the same suite.
 test: install tools mariadb rabbitmq postgres-redis
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m tests.split_run $(PYTEST_ARGS)
 
 # Side-by-side benchmarks against nova-manage (see benchmarks/README.md); not part of `make test`.
 bench-map-instances: install tools mariadb
