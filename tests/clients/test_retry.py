@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import pytest
+from keystoneauth1 import exceptions as ksa_exceptions
 
 from nova_audit_ops.clients import retry
 from nova_audit_ops.clients.cinder import CinderClient, CinderError
@@ -39,13 +40,16 @@ class Answer:
 class Script:
     """An adapter answering from a list, recording the methods it was asked."""
 
-    def __init__(self, *answers: Answer) -> None:
+    def __init__(self, *answers: Answer | Exception) -> None:
         self.answers = list(answers)
         self.methods: list[str] = []
 
     def request(self, path: str, method: str, **kwargs: Any) -> Answer:
         self.methods.append(method)
-        return self.answers.pop(0)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
 
 def test_pause_doubles_honours_retry_after_and_is_capped() -> None:
@@ -129,12 +133,28 @@ def test_client_errors_are_never_retried() -> None:
     assert api.methods == ["PUT"]
 
 
+NO_RESETS = Answer(200, {"instanceActions": [{"action": "create"}]})
+ONE_RESET = Answer(200, {"instanceActions": [{"action": "create"}, {"action": "resetState"}]})
+
+
 def test_nova_api_reset_state_and_force_down_are_retried() -> None:
-    api = Script(Answer(500), Answer(202))
+    api = Script(NO_RESETS, Answer(500), Answer(202))
     ComputeClient(api, FAST).reset_state("uuid", "error")  # type: ignore[arg-type]
     api2 = Script(Answer(503), Answer(200, {"service": {}}))
     ComputeClient(api2, FAST).force_down("uuid", None)  # type: ignore[arg-type]
-    assert api.methods == ["POST", "POST"] and api2.methods == ["PUT", "PUT"]
+    assert api.methods == ["GET", "POST", "POST"] and api2.methods == ["PUT", "PUT"]
+
+
+def test_a_reset_whose_answer_timed_out_is_read_back_not_repeated() -> None:
+    landed = Script(NO_RESETS, ksa_exceptions.ConnectTimeout("timed out"), ONE_RESET)
+    ComputeClient(landed, FAST).reset_state("uuid", "error")  # type: ignore[arg-type]
+    assert landed.methods == ["GET", "POST", "GET"]
+    lost = Script(NO_RESETS, ksa_exceptions.ConnectTimeout("timed out"), NO_RESETS, Answer(202))
+    ComputeClient(lost, FAST).reset_state("uuid", "error")  # type: ignore[arg-type]
+    assert lost.methods == ["GET", "POST", "GET", "POST"]
+    refused = Script(NO_RESETS, ksa_exceptions.ConnectFailure("reset"), Answer(202))
+    ComputeClient(refused, FAST).reset_state("uuid", "error")  # type: ignore[arg-type]
+    assert refused.methods == ["GET", "POST", "POST"]  # not sent: retried at once
 
 
 def test_nova_api_other_posts_are_not_repeated_on_500() -> None:
