@@ -47,7 +47,7 @@ class Outcome:
             "state": self.state,
             "code": self.code,
             "note": self.note or None,
-            "seconds": round(self.seconds, 1),
+            "seconds": round(self.seconds, 3),
             "report": self.report.to_dict() if self.report else None,
         }
 
