@@ -26,7 +26,7 @@ from testbed import cinder as cinder_bed
 from testbed.api_faults import FAST_RETRIES, FAULTS, audit_section, injected
 from testbed.fault_proxy import FaultProxy
 from tests import support
-from tests.tasks.test_faults import failed_problems, run_cli
+from tests.tasks.test_faults import run_cli
 from tests.tasks.test_host_fault import compute_hosts, instances, service, silence
 
 pytestmark = pytest.mark.timeout(600)
@@ -38,7 +38,8 @@ def statuses(report: dict[str, Any]) -> dict[str, str]:
 
 
 def assert_converged(report: dict[str, Any]) -> None:
-    failed = [f"{f['problem']}: {f['action']}" for f in report["findings"] if f["status"] == "failed"]
+    failed = [f"{f['problem']}: {f['action']}" for f in report["findings"]
+              if f["status"] == "failed"]  # fmt: skip
     assert not failed and report["code"] != Code.FAILURE, failed
 
 
