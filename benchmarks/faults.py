@@ -184,26 +184,9 @@ def measure_fault(
     work: Path, max_runs: int,
 ) -> Outcome:  # fmt: skip
     """Audit once, then heal until converged, all under the fault, from the saved state."""
-    outcome = Outcome()
-    savepoint.restore(bed, saved)
-    base = fingerprint.baseline(bed)
-    before = fingerprint.fingerprint(bed, base)
     with setup(bed, work) as (config, injected):
-        _record(outcome, cli(config, case.task, *case.args))
-        outcome.audit_wrote = bool(
-            fingerprint.differences(before, fingerprint.fingerprint(bed, base))
-        )
-        for run in range(max_runs):
-            _record(outcome, cli(config, case.task, "--mode", "heal", *case.args))
-            shot = fingerprint.fingerprint(bed, base)
-            if not fingerprint.differences(expected, shot):
-                outcome.reruns = run
-                break
-        else:
-            outcome.converged = False
-            outcome.reruns = max_runs
+        outcome = _under(bed, saved, case, config, expected, max_runs)
         outcome.injected = injected()
-    outcome.lost, outcome.duplicated = lost_and_duplicated(expected, shot)
     return outcome
 
 
@@ -474,13 +457,8 @@ def cinder_rows(bed: TestBed, pristine: TestBed, work: Path, max_runs: int) -> l
 
 
 def expected_state(bed: TestBed, saved: TestBed, case: Case) -> dict[str, Any]:
-    """The state one uninterrupted, fault-free heal run leaves."""
-    savepoint.restore(bed, saved)
-    base = fingerprint.baseline(bed)
-    code, report, stderr = cli(bed.config_path, case.task, "--mode", "heal", *case.args)
-    if code not in (0, 1) or report is None:
-        raise RuntimeError(f"{case.task}: the fault-free heal run failed (exit {code}): {stderr}")
-    return fingerprint.fingerprint(bed, base)
+    """The state one uninterrupted, fault-free heal run leaves (the bed's own config)."""
+    return _expected_with(bed, saved, case, str(bed.config_path))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
