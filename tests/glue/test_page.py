@@ -104,6 +104,16 @@ def test_no_secret_reaches_the_page_or_the_json() -> None:
         assert "mysql+pymysql://nova:***@db/nova" in text
 
 
+def test_a_capped_report_says_so_per_cell() -> None:
+    findings = [_host(Status.WOULD_FIX, problem=f"p{i}") for i in range(3)]
+    report = Report.from_dict(_run(1, "audit", ["cell1", "cell2"], *findings).report.to_dict(2))
+    page = data.build([data.RunRecord(DAG, "r", "success", NOW, report)], SINCE, NOW)
+    assert [(c.cell, c.capped) for c in page.cells] == [("cell1", True), ("cell2", True)]
+    html = render.page(page, run_url)
+    assert html.count("(capped: see the log)") == 2
+    assert "1 more finding(s) were not kept" in html
+
+
 def test_the_json_has_the_same_data() -> None:
     runs = [_run(2, "audit", ["cell1"], _host(Status.WOULD_FIX)), _run(1, "heal", ["cell1"])]
     out = json.loads(json.dumps(data.to_json(data.build(runs, SINCE, NOW), run_url)))

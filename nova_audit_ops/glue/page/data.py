@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +67,7 @@ class CellResult:
     run: RunRecord
     open_findings: list[Finding]
     fixed: int
+    capped: bool = False  # the run's report dropped findings (XCom cap): counts are a floor
 
 
 @dataclass
@@ -91,6 +92,7 @@ def cell_results(run: RunRecord) -> dict[str, CellResult]:
         return {}
     cells = list(dict.fromkeys([*report.cells_checked, *report.cells_failed]))
     cells += [c for c in dict.fromkeys(cell_of(f) for f in report.findings) if c not in cells]
+    capped = bool(report.details.get("findings_truncated"))
     results = {}
     for cell in cells:
         findings = [f for f in report.findings if cell_of(f) == cell]
@@ -102,7 +104,7 @@ def cell_results(run: RunRecord) -> dict[str, CellResult]:
             result = DRIFT_LEFT
         else:
             result = HEALED if fixed else OK
-        results[cell] = CellResult(run.task, cell, result, run, open_findings, fixed)
+        results[cell] = CellResult(run.task, cell, result, run, open_findings, fixed, capped)
     return results
 
 
@@ -159,7 +161,7 @@ def load_runs(session: Any, dag_ids: Sequence[str], since: dt.datetime) -> list[
     ]
 
 
-def to_json(page: PageData, run_url: Any) -> dict[str, Any]:
+def to_json(page: PageData, run_url: Callable[[RunRecord], str]) -> dict[str, Any]:
     """The page's data for the JSON endpoint; run_url(run) gives a run's page in Airflow."""
     return {
         "since": page.since.isoformat(),
@@ -174,6 +176,7 @@ def to_json(page: PageData, run_url: Any) -> dict[str, Any]:
                 "cell": c.cell,
                 "result": c.result,
                 "fixed": c.fixed,
+                "capped": c.capped,
                 "run": _run_json(c.run, run_url),
                 "open_findings": [f.to_dict() for f in c.open_findings],
             }
@@ -185,7 +188,7 @@ def to_json(page: PageData, run_url: Any) -> dict[str, Any]:
     }
 
 
-def _run_json(run: RunRecord, run_url: Any) -> dict[str, Any]:
+def _run_json(run: RunRecord, run_url: Callable[[RunRecord], str]) -> dict[str, Any]:
     report = run.report
     return {
         "dag_id": run.dag_id,

@@ -96,7 +96,7 @@ def _tasks(data: PageData, run_url: RunUrl) -> str:
 def _cells(cells: list[CellResult], run_url: RunUrl) -> str:
     rows = [
         f'<tr data-task="{_t(c.task)}" data-cell="{_t(c.cell)}" data-result="{_t(c.result)}">'
-        f"<td>{_t(c.task)}</td><td>{_t(c.cell)}</td><td>{_badge(c.result)}</td>"
+        f"<td>{_t(c.task)}</td><td>{_t(c.cell)}</td><td>{_badge(c.result)}{_capped(c)}</td>"
         f"<td>{len(c.open_findings)}</td><td>{c.fixed}</td>"
         f"<td>{_run_link(c.run, run_url)}</td></tr>"
         for c in cells
@@ -105,6 +105,14 @@ def _cells(cells: list[CellResult], run_url: RunUrl) -> str:
         "<h2>Last result per task and cell</h2>"
         '<table id="cells"><tr><th>Task</th><th>Cell</th><th>Result</th><th>Open</th>'
         "<th>Fixed</th><th>Last run that checked it</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def _capped(cell: CellResult) -> str:
+    if not cell.capped:
+        return ""
+    return (
+        ' <span class="muted" title="the report was capped for XCom">(capped: see the log)</span>'
     )
 
 
