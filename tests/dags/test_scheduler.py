@@ -132,7 +132,13 @@ def test_the_nova_audit_page_in_a_browser(
     stack.airflow("dags", "unpause", dag_id)
     audit = _trigger(stack, dag_id, "audit")
     for path in ("/nova-audit/", "/nova-audit/api/summary"):
-        assert _anonymous_status(stack.url + path) == 401
+        assert _status(stack.url + path) == 401
+        assert _status(stack.url + path, token="forged") == 403
+    summary = _summary_json(stack)
+    cells = {(c["task"], c["cell"]): c for c in summary["cells"]}
+    cell = cells["discover_hosts", change["cell"]]
+    assert cell["result"] == "drift left"
+    assert [f["object_id"] for f in cell["open_findings"]] == [change["host"]]
 
     row = f'#cells tr[data-task="discover_hosts"][data-cell="{change["cell"]}"]'
     with browser.chromium() as page:
@@ -160,8 +166,24 @@ def _trigger(stack: airflow_stack.AirflowStack, dag_id: str, mode: str) -> dict[
     return run
 
 
-def _anonymous_status(url: str) -> int:
-    """The status a plain HTTP client gets: no token, no cookie."""
+def _status(url: str, token: str | None = None) -> int:
+    """The status a plain HTTP client gets: no cookie, and no token unless given one."""
     import httpx
 
-    return httpx.get(url, timeout=30).status_code
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.get(url, headers=headers, timeout=30).status_code
+
+
+def _summary_json(stack: airflow_stack.AirflowStack) -> dict[str, Any]:
+    """The page's JSON, with a token the API issues for the stack's admin."""
+    import httpx
+
+    login = {"username": airflow_stack.ADMIN, "password": stack.password}
+    token = httpx.post(f"{stack.url}/auth/token", json=login, timeout=30).json()["access_token"]
+    response = httpx.get(
+        f"{stack.url}/nova-audit/api/summary",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return dict(response.json())
