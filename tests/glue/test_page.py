@@ -184,3 +184,20 @@ def test_every_route_needs_authentication_and_authorization(
     if expected == 200:
         assert asked == [[DAG], [DAG]]  # only nova_audit DAGs the user may read
         assert client.get("/api/summary", headers=headers).json()["cells"][0]["cell"] == "cell1"
+
+
+def test_the_plugin_mounts_the_page_and_links_it_without_importing_fastapi_elsewhere() -> None:
+    import subprocess
+    import sys
+
+    from nova_audit_ops.glue.page import URL_PREFIX
+    from nova_audit_ops.glue.page.app import app
+    from nova_audit_ops.glue.plugin import NovaAuditPlugin
+
+    [mounted] = list(NovaAuditPlugin.fastapi_apps)
+    assert mounted["app"] is app and mounted["url_prefix"] == URL_PREFIX
+    [view] = NovaAuditPlugin.external_views
+    assert view["href"] == URL_PREFIX + "/" and view["destination"] == "nav"
+    code = "import sys, nova_audit_ops.glue.plugin; print('fastapi' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # only the api-server, iterating fastapi_apps, pays
