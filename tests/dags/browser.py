@@ -18,13 +18,16 @@ WAIT = 30  # seconds for a page or an element
 
 @contextlib.contextmanager
 def chromium() -> Iterator[Any]:
-    """A headless chromium; the test is skipped with the install command if it is missing."""
+    """A headless chromium; a clear failure naming the fix if it is not installed."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if browser is None or driver is None:
-        pytest.skip("no chromium/chromedriver: apt-get install chromium chromium-driver")
+        pytest.fail(
+            "the browser test needs Debian's chromium and chromium-driver: run `make chromium`",
+            pytrace=False,
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
