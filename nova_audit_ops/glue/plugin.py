@@ -47,7 +47,8 @@ class NovaAuditPlugin(AirflowPlugin):
     external_views = [
         {
             "name": "nova-audit",
-            "href": URL_PREFIX + "/",
+            # relative: the UI resolves it under [api] base_url, so a proxy's sub-path works
+            "href": URL_PREFIX.lstrip("/") + "/",
             "url_route": "nova-audit",
             "destination": "nav",
             "nav_top_level": True,

@@ -130,7 +130,7 @@ def test_the_nova_audit_page_in_a_browser(
     shutil.copy(glance_config(nova_bed, tmp_path, tmp_path / "alerts.jsonl"), stack.config_path)
     stack.wait_for_dags([dag_id])
     stack.airflow("dags", "unpause", dag_id)
-    audit = _trigger(stack, dag_id, "audit")
+    audit = _trigger(stack, dag_id, "audit", change["cell"])  # one cell: one task process
     for path in ("/nova-audit/", "/nova-audit/api/summary"):
         assert _status(stack.url + path) == 401
         assert _status(stack.url + path, token="forged") == 403
@@ -143,24 +143,28 @@ def test_the_nova_audit_page_in_a_browser(
     row = f'#cells tr[data-task="discover_hosts"][data-cell="{change["cell"]}"]'
     with browser.chromium() as page:
         browser.login(page, stack.url, airflow_stack.ADMIN, stack.password, "/plugin/nova-audit")
-        page.switch_to.frame(browser.element(page, 'iframe[src="/nova-audit/"]'))
+        page.switch_to.frame(browser.element(page, 'iframe[src="nova-audit/"]'))
         assert browser.element(page, row).get_attribute("data-result") == "drift left"
         finding = browser.element(page, f'#findings tr[data-cell="{change["cell"]}"]').text
         assert change["host"] in finding
-        assert "nova-audit run discover_hosts --mode heal" in finding
+        [fix] = [f["fix"] for f in cell["open_findings"]]
+        assert fix.startswith("nova-audit run discover_hosts") and "--mode heal" in fix
+        assert fix in finding
         run_link = f"/dags/{dag_id}/runs/{quote(audit['run_id'], safe='')}"
         assert browser.element(page, f'svg a.point[href="{run_link}"]')
 
-        _trigger(stack, dag_id, "heal")
+        _trigger(stack, dag_id, "heal", change["cell"])
         page.switch_to.default_content()
         page.get(stack.url + "/nova-audit/")
         assert browser.element(page, row).get_attribute("data-result") == "healed"
         assert not page.find_elements("css selector", f'#findings tr[data-cell="{change["cell"]}"]')
 
 
-def _trigger(stack: airflow_stack.AirflowStack, dag_id: str, mode: str) -> dict[str, Any]:
+def _trigger(
+    stack: airflow_stack.AirflowStack, dag_id: str, mode: str, cell: str
+) -> dict[str, Any]:
     before = len(stack.runs(dag_id))
-    stack.airflow("dags", "trigger", dag_id, "-c", json.dumps({"mode": mode}))
+    stack.airflow("dags", "trigger", dag_id, "-c", json.dumps({"mode": mode, "cells": [cell]}))
     [run] = stack.wait_for_runs(dag_id, before + 1)[before:]
     assert run["state"] == "success"
     return run

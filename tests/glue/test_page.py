@@ -197,7 +197,7 @@ def test_the_plugin_mounts_the_page_and_links_it_without_importing_fastapi_elsew
     [mounted] = list(NovaAuditPlugin.fastapi_apps)
     assert mounted["app"] is app and mounted["url_prefix"] == URL_PREFIX
     [view] = NovaAuditPlugin.external_views
-    assert view["href"] == URL_PREFIX + "/" and view["destination"] == "nav"
+    assert view["href"] == "nova-audit/" == URL_PREFIX[1:] + "/" and view["destination"] == "nav"
     code = "import sys, nova_audit_ops.glue.plugin; print('fastapi' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"  # only the api-server, iterating fastapi_apps, pays
