@@ -13,13 +13,13 @@ PYTEST_ARGS ?=
 
 export NOVA_AUDIT_TOOLS_VENV := $(CURDIR)/$(TOOLS_VENV)
 
-.PHONY: demo test lint install tools sysdeps mariadb rabbitmq postgres-redis clean uv bench-map-instances bench-heal-allocations bench-archive faults
+.PHONY: demo test lint install tools sysdeps mariadb rabbitmq postgres-redis chromium clean uv bench-map-instances bench-heal-allocations bench-archive faults
 
 demo: install tools rabbitmq
 	$(VENV)/bin/python -m testbed.demo
 
 # Two pytest processes side by side (tests/split_run.py); `pytest` alone runs the same suite.
-test: install tools mariadb rabbitmq postgres-redis
+test: install tools mariadb rabbitmq postgres-redis chromium
 	$(VENV)/bin/python -m tests.split_run $(PYTEST_ARGS)
 
 # Side-by-side benchmarks against nova-manage (see benchmarks/README.md); not part of `make test`.
@@ -51,6 +51,11 @@ sysdeps: .sysdeps.stamp
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    build-essential pkg-config libmariadb-dev mariadb-client; fi
 	@touch $@
+
+# tests/dags/test_scheduler.py (the nova-audit page): Debian's headless browser and its WebDriver (selenium drives them).
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv

@@ -15,14 +15,18 @@ create did, in CI). The executor is one of
   Celery worker and the machine's Redis as broker.
 
 The nova-audit config they read is `home/nova-audit.conf`, so a test can point
-them at its bed by copying a file.
+them at its bed by copying a file. The UI and the API have one user, `admin`
+(Simple auth manager, role admin) with a password of the stack's own
+(`stack.password`), so a browser test can log in.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -49,6 +53,8 @@ REDIS_ENV = "NOVA_AUDIT_TESTBED_REDIS"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/9"
 CELERY_WORKER = ("celery-worker", ["celery", "worker", "--concurrency", "2", "--skip-serve-logs"])
 
+ADMIN = "admin"
+
 SERVICES = (
     ("api-server", ["api-server", "--host", "127.0.0.1", "--port", "{port}"]),
     ("dag-processor", ["dag-processor"]),
@@ -68,6 +74,17 @@ class AirflowStack:
     env: dict[str, str]
     services: list[tuple[str, list[str]]] = field(default_factory=lambda: list(SERVICES))
     procs: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The api-server's (and the UI's) base URL."""
+        return f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}"
+
+    @property
+    def password(self) -> str:
+        """The password of the `admin` user of the UI."""
+        path = Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+        return str(json.loads(path.read_text())[ADMIN])
 
     @property
     def config_path(self) -> Path:
@@ -188,8 +205,11 @@ def running(home: Path, executor: str = "local") -> Iterator[AirflowStack]:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         }
     )
+    (home / "passwords.json").write_text(json.dumps({ADMIN: secrets.token_urlsafe(12)}))
     services = list(SERVICES)
     server, database = _postgres_database(home)
     _postgres(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -111,3 +111,83 @@ def test_a_drift_run_is_noted_by_the_scheduler_and_alerted_by_the_dag_processor(
     [alert] = alerts(alert_file)
     assert alert["message"] == f"ALERT {note['content']}"
     assert alert["report"]["counts"]["drifted"] == 1
+
+
+def test_the_nova_audit_page_in_a_browser(
+    stack: airflow_stack.AirflowStack, nova_bed: Any, tmp_path: Any
+) -> None:
+    """Drift injected, an audit run under the scheduler: the page in Airflow's UI shows it
+    (task, cell, finding, fix); after a heal run it shows the cell healed; an anonymous
+    request is refused."""
+    from urllib.parse import quote
+
+    from testbed import drift
+    from tests.dags import browser
+    from tests.dags.test_glance import glance_config
+
+    dag_id = "nova_audit_discover_hosts"
+    [change] = drift(nova_bed, "unmapped_hosts", 1)
+    shutil.copy(glance_config(nova_bed, tmp_path, tmp_path / "alerts.jsonl"), stack.config_path)
+    stack.wait_for_dags([dag_id])
+    stack.airflow("dags", "unpause", dag_id)
+    audit = _trigger(stack, dag_id, "audit", change["cell"])  # one cell: one task process
+    for path in ("/nova-audit/", "/nova-audit/api/summary"):
+        assert _status(stack.url + path) == 401
+        assert _status(stack.url + path, token="forged") == 403
+    summary = _summary_json(stack)
+    cells = {(c["task"], c["cell"]): c for c in summary["cells"]}
+    cell = cells["discover_hosts", change["cell"]]
+    assert cell["result"] == "drift left"
+    assert [f["object_id"] for f in cell["open_findings"]] == [change["host"]]
+
+    row = f'#cells tr[data-task="discover_hosts"][data-cell="{change["cell"]}"]'
+    with browser.chromium() as page:
+        browser.login(page, stack.url, airflow_stack.ADMIN, stack.password, "/plugin/nova-audit")
+        page.switch_to.frame(browser.element(page, 'iframe[src="nova-audit/"]'))
+        assert browser.element(page, row).get_attribute("data-result") == "drift left"
+        finding = browser.element(page, f'#findings tr[data-cell="{change["cell"]}"]').text
+        assert change["host"] in finding
+        [fix] = [f["fix"] for f in cell["open_findings"]]
+        assert fix.startswith("nova-audit run discover_hosts") and "--mode heal" in fix
+        assert fix in finding
+        run_link = f"/dags/{dag_id}/runs/{quote(audit['run_id'], safe='')}"
+        assert browser.element(page, f'svg a.point[href="{run_link}"]')
+
+        _trigger(stack, dag_id, "heal", change["cell"])
+        page.switch_to.default_content()
+        page.get(stack.url + "/nova-audit/")
+        assert browser.element(page, row).get_attribute("data-result") == "healed"
+        assert not page.find_elements("css selector", f'#findings tr[data-cell="{change["cell"]}"]')
+
+
+def _trigger(
+    stack: airflow_stack.AirflowStack, dag_id: str, mode: str, cell: str
+) -> dict[str, Any]:
+    before = len(stack.runs(dag_id))
+    stack.airflow("dags", "trigger", dag_id, "-c", json.dumps({"mode": mode, "cells": [cell]}))
+    [run] = stack.wait_for_runs(dag_id, before + 1)[before:]
+    assert run["state"] == "success"
+    return run
+
+
+def _status(url: str, token: str | None = None) -> int:
+    """The status a plain HTTP client gets: no cookie, and no token unless given one."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.get(url, headers=headers, timeout=30).status_code
+
+
+def _summary_json(stack: airflow_stack.AirflowStack) -> dict[str, Any]:
+    """The page's JSON, with a token the API issues for the stack's admin."""
+    import httpx
+
+    login = {"username": airflow_stack.ADMIN, "password": stack.password}
+    token = httpx.post(f"{stack.url}/auth/token", json=login, timeout=30).json()["access_token"]
+    response = httpx.get(
+        f"{stack.url}/nova-audit/api/summary",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return dict(response.json())
