@@ -269,12 +269,15 @@ def stack_port(stack: AirflowStack) -> int:
     return int(stack.env["AIRFLOW__API__PORT"])
 
 
-def launch(stack: AirflowStack) -> None:
-    """Start the api-server, dag-processor and scheduler of a `prepare`d stack, detached:
-    they outlive this process (own sessions, output in home/<service>.log)."""
+def launch(stack: AirflowStack, only: tuple[str, ...] | None = None) -> None:
+    """Start the services of a `prepare`d stack (all not yet started, or those named),
+    detached: they outlive this process (own sessions, output in home/<service>.log)."""
     full_env = {**os.environ, **stack.env}
     state = _read_state(stack.home)
-    for name, args in stack.services:
+    started, waiting = stack.services[: len(stack.procs)], stack.services[len(stack.procs) :]
+    new = [s for s in waiting if only is None or s[0] in only]
+    stack.services = started + new + [s for s in waiting if s not in new]  # procs pair in order
+    for name, args in new:
         argv = [airflow_bin(), *(a.format(port=stack_port(stack)) for a in args)]
         with open(stack.home / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(
