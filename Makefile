@@ -13,10 +13,14 @@ PYTEST_ARGS ?=
 
 export NOVA_AUDIT_TOOLS_VENV := $(CURDIR)/$(TOOLS_VENV)
 
-.PHONY: demo test lint install tools sysdeps mariadb rabbitmq postgres-redis chromium clean uv bench-map-instances bench-heal-allocations bench-archive faults
+.PHONY: demo demo-down test lint install tools sysdeps mariadb rabbitmq postgres-redis chromium clean uv bench-map-instances bench-heal-allocations bench-archive faults
 
-demo: install tools rabbitmq
+# A running Airflow and test bed with drift found and healed (README "Quick start").
+demo: install tools mariadb rabbitmq postgres-redis
 	$(VENV)/bin/python -m testbed.demo
+
+demo-down: install
+	$(VENV)/bin/python -m testbed.demo down
 
 # Two pytest processes side by side (tests/split_run.py); `pytest` alone runs the same suite.
 test: install tools mariadb rabbitmq postgres-redis chromium

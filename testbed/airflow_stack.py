@@ -247,3 +247,135 @@ def running(home: Path, executor: str = "local") -> Iterator[AirflowStack]:
     finally:
         stack.stop()
         _postgres(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+# ------------------------------------------------------------------ detached stacks
+# `make demo` leaves its Airflow running after it returns and `make demo-down` stops it
+# from another process: the stack is recorded in home/stack.json (pids, port, database),
+# written before anything starts so a demo that dies half-way is still cleaned up.
+
+STACK_STATE = "stack.json"
+
+
+def prepare(home: Path, settings: dict[str, str] | None = None) -> AirflowStack:
+    """A migrated, not yet started LocalExecutor stack in `home` (fresh PostgreSQL DB).
+
+    `settings` are extra AIRFLOW__* variables; `launch()` starts the services.
+    """
+    home = Path(home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    server, database = _postgres_database(home)
+    _write_state(home, {"home": str(home), "port": port, "server": server, "database": database})
+    env = airflow_env(home, home / "nova-audit.conf")
+    env.update(
+        {
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{server}/{database}",
+            **(settings or {}),
+        }
+    )
+    _postgres(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    _postgres(server, f'CREATE DATABASE "{database}"')
+    migrate(env)
+    return AirflowStack(home, env)
+
+
+def stack_port(stack: AirflowStack) -> int:
+    return int(stack.env["AIRFLOW__API__PORT"])
+
+
+def launch(stack: AirflowStack, only: tuple[str, ...] | None = None) -> None:
+    """Start the services of a `prepare`d stack (all not yet started, or those named),
+    detached: they outlive this process (own sessions, output in home/<service>.log)."""
+    full_env = {**os.environ, **stack.env}
+    state = _read_state(stack.home)
+    started, waiting = stack.services[: len(stack.procs)], stack.services[len(stack.procs) :]
+    new = [s for s in waiting if only is None or s[0] in only]
+    stack.services = started + new + [s for s in waiting if s not in new]  # procs pair in order
+    for name, args in new:
+        argv = [airflow_bin(), *(a.format(port=stack_port(stack)) for a in args)]
+        with open(stack.home / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                env=full_env,
+                cwd=stack.home,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        stack.procs.append(proc)
+        state.setdefault("pids", {})[name] = proc.pid
+        state.setdefault("starts", {})[name] = _start_time(proc.pid)
+        _write_state(stack.home, state)
+
+
+def stop_recorded(home: Path) -> list[str]:
+    """Stop every process of the stack recorded in `home` and drop its database.
+
+    A service's processes are its session (started with start_new_session): task
+    processes that the Task SDK moves into process groups of their own stay in it,
+    and setproctitle, which rewrites their command lines and environments, leaves it
+    alone. SIGTERM to all of them, SIGKILL to what is left after 20 s. Returns what it
+    stopped; nothing recorded, nothing done.
+    """
+    home = Path(home).resolve()
+    path = home / STACK_STATE
+    if not path.exists():
+        return []
+    state = _read_state(home)
+    sessions = [(pid, state["starts"][name]) for name, pid in state.get("pids", {}).items()]
+    stopped = [f"airflow {name} pid {pid}" for name, pid in state.get("pids", {}).items()]
+    members = _members(sessions)
+    stopped += [f"airflow process pid {pid}" for pid in members if pid not in dict(sessions)]
+    for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while members and time.monotonic() < deadline:
+            time.sleep(0.2)
+            members = _members(sessions)
+    _postgres(state["server"], f'DROP DATABASE IF EXISTS "{state["database"]}" WITH (FORCE)')
+    stopped.append(f"PostgreSQL database {state['database']}")
+    path.unlink()
+    return stopped
+
+
+def _write_state(home: Path, state: dict[str, Any]) -> None:
+    (home / STACK_STATE).write_text(json.dumps(state, indent=2) + "\n")
+
+
+def _read_state(home: Path) -> dict[str, Any]:
+    return dict(json.loads((home / STACK_STATE).read_text()))
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat fields after the command name: state, ppid, pgrp, session, ...;
+    None if there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None  # field 22 of stat: start time in ticks
+
+
+def _members(sessions: list[tuple[int, int]]) -> list[int]:
+    """Live (not zombie) processes of these sessions, given as (leader pid, its start
+    time); a session whose leader pid now belongs to a newer process is not ours."""
+    ours = {sid for sid, started in sessions if _start_time(sid) in (None, started)}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields and fields[0] != "Z" and int(fields[3]) in ours:
+                found.append(int(entry.name))
+    return found
