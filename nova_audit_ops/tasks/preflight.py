@@ -4,7 +4,8 @@ Read-only by construction (its only mode is audit). Like `nova-status upgrade
 check` it checks the cells v2 set-up, the Placement and Cinder API versions and
 compute services older than Nova supports; beyond it, it checks what the other
 nova-audit tasks would need to repair, cheaply (counts, no walk over rows):
-compute services that stopped reporting, unmapped compute nodes, compute
+compute services that stopped reporting, forced-down services that report
+again (with the instances evacuated from them), unmapped compute nodes, compute
 nodes without a resource provider, instance/mapping count mismatches and cells
 on different schema revisions. Each problem is a finding that names the
 command to run; a warning is code 1, a failure code 2.
@@ -27,6 +28,7 @@ from nova_audit_ops.tasks.preflight_checks.computes import (
     down_computes,
     nodes_without_providers,
     old_computes,
+    returned_computes,
     unmapped_nodes,
 )
 
@@ -94,6 +96,8 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
             report, prefix + "Compute service versions", old_computes(ctx, cell, engine, services)
         )
         record(report, prefix + "Compute services up", down_computes(ctx, cell, services))
+        returned = returned_computes(ctx, cell, engine, services)
+        record(report, prefix + "Returned compute hosts", returned)
         record(report, prefix + "Unmapped compute nodes", unmapped_nodes(ctx, cell, nodes))
         problems, skipped = nodes_without_providers(ctx, cell, nodes)
         record(report, prefix + "Compute node providers", problems, skipped)

@@ -9,6 +9,7 @@ from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Finding
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.host_mappings import host_cells
+from nova_audit_ops.nova.returning_hosts import is_returning, returning_host
 from nova_audit_ops.nova.services import ComputeService, conductor_version
 from nova_audit_ops.settings.errors import NovaAuditError
 from nova_audit_ops.tasks.preflight_checks.common import check_problem
@@ -62,6 +63,34 @@ def down_computes(ctx: RunContext, cell: Cell, services: list[ComputeService]) -
                 f"(service_down_time {down_time} s)",
                 f"restart nova-compute on {service.host}; if the host has failed, run "
                 f"`nova-audit run host_fault --hosts {service.host} --mode heal`",
+                cell=cell.label,
+            )
+        )
+    return problems
+
+
+def returned_computes(
+    ctx: RunContext, cell: Cell, engine: Engine, services: list[ComputeService]
+) -> list[Finding]:
+    """Compute services held out of service (forced down, or disabled by nova-audit) that
+    report again within service_down_time: Nova never returns them by itself.
+
+    A failure while evacuations from the host wait for nova-compute's cleanup
+    (their old guests may run twice); a warning otherwise.
+    """
+    down_time = int(ctx.options["service_down_time"])
+    now = ctx.reference_time
+    problems = []
+    for service in services:
+        if not is_returning(service, now, down_time):
+            continue
+        facts = returning_host(engine, service)
+        problems.append(
+            check_problem(
+                "Returned compute hosts",
+                facts.describe(now),
+                facts.fix(),
+                failure=bool(facts.not_cleaned),
                 cell=cell.label,
             )
         )
