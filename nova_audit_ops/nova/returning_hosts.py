@@ -122,8 +122,8 @@ class ReturningHost:
     def held_out(self) -> str:
         """How Nova holds it out of service: forced down, disabled, and by whom."""
         parts = ["forced down"] if self.service.forced_down else []
-        if disabled_by_nova_audit(self.service):
-            parts.append("disabled by nova-audit")
+        if disabled_by_nova_audit(self.service):  # its reason says since when it was silent
+            parts.append(f"disabled by nova-audit ({self.service.disabled_reason})")
         elif self.service.disabled:
             parts.append(f"disabled by an operator ({self.service.disabled_reason or 'no reason'})")
         return " and ".join(parts)

@@ -149,6 +149,7 @@ def test_a_fenced_host_that_reports_again_is_reported_by_every_run(
     [finding] = report.findings
     assert finding.object_id == host and finding.status is Status.LEFT
     assert "reports again" in finding.problem and "disabled by nova-audit" in finding.problem
+    assert "(nova-audit host_fault: no heartbeat since" in finding.problem  # since when silent
     assert f"{len(on_it) - 1} instance(s)" in finding.problem
     assert f"{moved} (completed, now on {hosts(nova_bed)[1]})" in finding.problem
     assert f"`nova-audit run host_fault --recovered-hosts {host} --mode heal`" in (
