@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 import sqlalchemy as sa
 
 from nova_audit_ops.engine.report import Report
@@ -155,6 +156,46 @@ class AirflowStack:
                 return
             time.sleep(1)
         raise TimeoutError(f"DAGs not serialized within {timeout:.0f}s: {dag_ids}")
+
+    @property
+    def api_url(self) -> str:
+        """The api-server's root on loopback (REST API under /api/v2, tokens under /auth)."""
+        return f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}"
+
+    def token(self, username: str = "admin", timeout: float = 120) -> str:
+        """A JWT from the Simple auth manager (`POST /auth/token`), as an external client gets it.
+
+        The stack keeps Airflow's default auth (`[core] simple_auth_manager_users` =
+        admin:admin); the api-server writes the generated passwords into
+        AIRFLOW_HOME when it starts, so this waits for the file and the server.
+        """
+        passwords = self.home / "simple_auth_manager_passwords.json.generated"
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive()
+            try:
+                password = json.loads(passwords.read_text())[username]
+                response = requests.post(
+                    f"{self.api_url}/auth/token",
+                    json={"username": username, "password": password},
+                    timeout=30,
+                )
+                response.raise_for_status()
+                return str(response.json()["access_token"])
+            except (OSError, ValueError, KeyError, requests.RequestException):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    def rest(self, method: str, path: str, body: Any = None) -> requests.Response:
+        """One call to the REST API (`/api/v2/...`) with a fresh bearer token."""
+        return requests.request(
+            method,
+            self.api_url + path,
+            json=body,
+            headers={"Authorization": f"Bearer {self.token()}"},
+            timeout=60,
+        )
 
     def _check_alive(self) -> None:
         for (name, _), proc in zip(self.services, self.procs, strict=False):

@@ -95,6 +95,17 @@ class ComputeClient:
             body.update(status="disabled", disabled_reason=disabled_reason)
         self._request("PUT", f"/os-services/{service_uuid}", body)
 
+    def return_to_service(self, service_uuid: str, *, enable: bool) -> None:
+        """Clear forced_down of a nova-compute service (and enable it, when `enable`).
+
+        One PUT: Nova applies both or neither, and refuses (400) while 'done'
+        evacuations from the host remain.
+        """
+        body: dict[str, Any] = {"forced_down": False}
+        if enable:
+            body["status"] = "enabled"
+        self._request("PUT", f"/os-services/{service_uuid}", body)
+
     def reset_state(self, instance_uuid: str, state: str) -> None:
         """`os-resetState`: vm_state to `state`, task_state cleared, action recorded.
 

@@ -31,6 +31,8 @@ class ComputeService:
     disabled: bool
     forced_down: bool
     last_heartbeat: dt.datetime | None
+    disabled_reason: str | None = None
+    report_count: int = 0  # heartbeats ever (Nova's DB servicegroup driver counts them)
 
     def seconds_silent(self, now: dt.datetime) -> float | None:
         """Seconds since the last heartbeat, as Nova measures it (naive UTC)."""
@@ -63,6 +65,8 @@ def compute_services(engine: Engine, hosts: list[str] | None = None) -> list[Com
             columns.version,
             columns.disabled,
             columns.forced_down,
+            columns.disabled_reason,
+            columns.report_count,
             sa.func.coalesce(heartbeat, columns.created_at).label("heartbeat"),
         )
         .where(columns.deleted == 0, columns.binary == COMPUTE_BINARY)
@@ -81,6 +85,8 @@ def compute_services(engine: Engine, hosts: list[str] | None = None) -> list[Com
             disabled=bool(row.disabled),
             forced_down=bool(row.forced_down),
             last_heartbeat=row.heartbeat,
+            disabled_reason=row.disabled_reason,
+            report_count=int(row.report_count or 0),
         )
         for row in rows
     ]

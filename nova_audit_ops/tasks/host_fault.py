@@ -19,6 +19,10 @@ host that is silent, heal mode
 Both steps are idempotent: a rerun after an interruption skips what is done.
 Instances are read from the cell database (one query per host); the changes
 go through Nova's API, which records the instance actions.
+
+A host held out of service that reports again is reported by every run and,
+when named in `recovered_hosts`, returned to service
+(host_fault_steps/returning.py).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from nova_audit_ops.nova.services import ComputeService, compute_services
 from nova_audit_ops.settings.errors import ConfigError, NovaAuditError
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
+from nova_audit_ops.tasks.host_fault_steps.returning import KNOBS as RETURNING_KNOBS
+from nova_audit_ops.tasks.host_fault_steps.returning import ReturningHosts
 
 SPEC = TaskSpec(
     name="host_fault",
@@ -47,6 +53,7 @@ SPEC = TaskSpec(
             "list",
             [],
             "Failed, fenced compute hosts to act on in heal mode; audit reports every silent host.",
+            rerun=False,  # a fix names the host it is about; other names would assert too much
         ),
         Knob(
             "down_after",
@@ -62,6 +69,7 @@ SPEC = TaskSpec(
             True,
             "In heal mode, reset the host's running or busy instances to error.",
         ),
+        *RETURNING_KNOBS,
     ),
     defaults={"schedule": "*/5 * * * *"},
     skips_cell0=True,
@@ -77,17 +85,21 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     report = ctx.new_report()
     report.cells_checked.append(cell.label)
     named = set(ctx.options["hosts"])
-    _check_named_hosts_exist(ctx, named)
+    _check_named_hosts_exist(ctx, named | set(ctx.options["recovered_hosts"]))
     engine = ctx.engines.cell(cell)
     down_after = int(ctx.options["down_after"])
+    returning_hosts = ReturningHosts(ctx, cell, engine)
     for service in compute_services(engine):
         report.counts.examined += 1
         # By heartbeat alone: a forced-down host that reports again is running again.
         silent = not service.reported_within(ctx.reference_time, down_after)
-        if service.host in named:
+        if returning_hosts.handles(service, silent):
+            report.add(returning_hosts.handle(service, silent))
+        elif service.host in named:
             _handle_named(ctx, report, cell, engine, service, silent)
         elif silent and not service.forced_down:
             report.add(_unnamed_finding(ctx, cell, engine, service))
+    returning_hosts.save()
     return report
 
 

@@ -2,8 +2,9 @@
 
 `airflow dags test` runs one DAG in one process; here the scheduler does the
 work: a backfill of three missed maintenance windows of the archive DAG, the
-Asset-triggered purge runs that follow, and a manual trigger refused for a bad
-param. One stack for the whole module: it takes about 20 s to start.
+Asset-triggered purge runs that follow, a manual trigger refused for a bad
+param, and host_fault runs an external monitor triggers through the REST API.
+One stack for the whole module: it takes about 20 s to start.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from nova_audit_ops.engine.report import Code
+from nova_audit_ops.engine.report import Code, Status
 from testbed import airflow_stack
 from tests import support
 from tests.tasks.test_archive_deleted_rows import delete_instances
@@ -191,3 +192,65 @@ def _summary_json(stack: airflow_stack.AirflowStack) -> dict[str, Any]:
     )
     response.raise_for_status()
     return dict(response.json())
+
+
+def test_an_external_monitor_triggers_host_fault_through_the_rest_api(
+    stack: airflow_stack.AirflowStack, nova_bed: Any, tmp_path: Any
+) -> None:
+    """The seed's flow: a monitor fences a host, then asks for a heal run naming it with
+    `POST /api/v2/dags/{dag_id}/dagRuns` (a JWT from `POST /auth/token`); a host that
+    still reports is refused and nothing is written."""
+    from testbed import heartbeat, nova_api
+
+    dag_id = "nova_audit_host_fault"
+    url = support.cell_url(nova_bed, "cell1")
+    failed, alive = [
+        r.host
+        for r in support.query(
+            url, "SELECT host FROM services WHERE `binary` = 'nova-compute' ORDER BY id"
+        )
+    ][:2]
+    heartbeat(nova_bed)  # host_fault judges heartbeats by the wall clock
+    support.execute(
+        url,
+        "UPDATE services SET last_seen_up = UTC_TIMESTAMP() - INTERVAL 1 HOUR WHERE host = :h",
+        h=failed,
+    )
+    api = nova_api.start(nova_bed)
+    try:
+        config = support.config_with(
+            nova_bed,
+            tmp_path,
+            nova=nova_api.config_section(api),
+            **{"audit.host_fault": {"schedule": "none"}},  # manual runs only: no scheduled one
+        )
+        shutil.copy(config, stack.config_path)
+        stack.airflow("dags", "reserialize")
+        stack.wait_for_dags([dag_id])
+        unpaused = stack.rest("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        assert unpaused.status_code == 200, unpaused.text
+
+        def trigger(hosts: list[str]) -> dict[str, Any]:
+            before = len(stack.runs(dag_id))
+            body = {"logical_date": None, "conf": {"hosts": hosts, "mode": "heal"}}
+            answer = stack.rest("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+            assert answer.status_code == 200, answer.text
+            [run] = stack.wait_for_runs(dag_id, before + 1, run_type="manual")[before:]
+            return run
+
+        untouched = support.snapshot(nova_bed)
+        refused = trigger([alive])
+        assert refused["state"] == "failed"
+        report = stack.summary(refused["id"])
+        assert report.code == Code.FAILURE
+        statuses = {f.object_id: f.status for f in report.findings}
+        assert statuses == {alive: Status.MUST_NOT_FIX, failed: Status.LEFT}, report.findings
+        assert support.snapshot(nova_bed) == untouched
+
+        healed = trigger([failed])
+        assert healed["state"] == "success"
+        assert stack.summary(healed["id"]).code == Code.OK
+        [seen] = nova_api.get(api, f"/os-services?host={failed}&binary=nova-compute")["services"]
+        assert seen["forced_down"] is True and seen["status"] == "disabled"
+    finally:
+        nova_api.stop(api)

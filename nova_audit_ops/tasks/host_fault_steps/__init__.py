@@ -1,0 +1,1 @@
+"""Steps of the host_fault task kept beside it, so tasks/host_fault.py stays readable."""

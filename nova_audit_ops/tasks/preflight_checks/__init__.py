@@ -1,0 +1,1 @@
+"""The checks of the preflight task, grouped by what they look at."""
