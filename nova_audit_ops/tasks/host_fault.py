@@ -11,14 +11,18 @@ host that is silent, heal mode
 1. forces its nova-compute service down and disables it with a reason
    (`PUT /os-services/{uuid}`, microversion 2.53), so the scheduler stops
    choosing it and evacuation can start at once;
-2. resets the instances that were running there (or stuck in a task) to
-   `error` with `os-resetState`, so users and tools see they are down and
-   `nova evacuate` accepts them. Stopped, shelved and error instances with no
-   task are left as they are.
+2. marks the instances that were running there, so users and tools see they
+   are down and `nova evacuate` accepts them. `instance_state = error` (the
+   default) resets them (and any stuck in a task) to `error` with
+   `os-resetState`; `instance_state = stopped` shows active and paused ones
+   stopped/shutdown, written in the cell database as Nova's own power sync
+   would (host_fault_stop.py; no API can). Stopped, shelved and error
+   instances with no task are left as they are.
 
 Both steps are idempotent: a rerun after an interruption skips what is done.
 Instances are read from the cell database (one query per host); the changes
-go through Nova's API, which records the instance actions.
+go through Nova's API, which records the instance actions, except the stopped
+states (one transaction per host, with the instance actions).
 """
 
 from __future__ import annotations
@@ -36,11 +40,12 @@ from nova_audit_ops.nova.services import ComputeService, compute_services
 from nova_audit_ops.settings.errors import ConfigError, NovaAuditError
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
+from nova_audit_ops.tasks.host_fault_stop import stop_host
 
 SPEC = TaskSpec(
     name="host_fault",
     family="compute",
-    summary="Force failed compute hosts down and reset their instances to error.",
+    summary="Force failed compute hosts down and mark their instances error or stopped.",
     knobs=(
         Knob(
             "hosts",
@@ -60,7 +65,16 @@ SPEC = TaskSpec(
             "reset_instances",
             "bool",
             True,
-            "In heal mode, reset the host's running or busy instances to error.",
+            "In heal mode, mark the host's running instances (see instance_state).",
+        ),
+        Knob(
+            "instance_state",
+            "choice",
+            "error",
+            "What a failed host's running instances become in heal mode: error "
+            "(os-resetState, also busy ones) or stopped (vm_state stopped, power_state "
+            "shutdown; active and paused ones, written in the cell database).",
+            choices=("error", "stopped"),
         ),
     ),
     defaults={"schedule": "*/5 * * * *"},
@@ -190,7 +204,9 @@ def _handle_named(
         )
         return
     _force_down(ctx, report, cell, service)
-    if ctx.options["reset_instances"]:
+    if ctx.options["reset_instances"] and ctx.options["instance_state"] == "stopped":
+        stop_host(ctx, report, cell, engine, service.host)
+    elif ctx.options["reset_instances"]:
         for row in _instances(engine, service.host):
             report.counts.examined += 1
             if _needs_reset(row):
