@@ -12,6 +12,7 @@ import pytest
 from nova_audit_ops.engine.report import Code, Status
 from nova_audit_ops.settings.errors import ConfigError
 from testbed import nova_api
+from testbed.db_faults import Rows, Target, inject, lock_wait_knobs
 from tests import support
 from tests.tasks.test_host_fault import api, compute_hosts, config, run, service, silence
 
@@ -190,3 +191,33 @@ def test_cli_option_and_bad_values(nova_bed: Any, config: str, tmp_path: Path) -
     }
     with pytest.raises(ConfigError, match=r"instance_state.*error, stopped"):
         support.run(nova_bed, "host_fault", instance_state="shutoff")
+
+
+def test_a_deadlocked_transaction_is_redone_whole(
+    nova_bed: Any, api: nova_api.NovaAPI, tmp_path: Path
+) -> None:
+    """The host's transaction is a deadlock victim: retried, each instance stopped once."""
+    failed = compute_hosts(nova_bed)[0]
+    silence(nova_bed, failed)
+    cell1 = support.cell_url(nova_bed, "cell1")
+    ids = [
+        r.id
+        for r in support.query(
+            cell1, "SELECT id FROM instances WHERE host = :h AND deleted = 0 ORDER BY id", h=failed
+        )
+    ]
+    assert len(ids) >= 2
+    target = Target(
+        Rows(cell1, "instances", f"id = {ids[-1]}"), Rows(cell1, "instances", f"id = {ids[0]}")
+    )
+    config = support.config_with(
+        nova_bed, tmp_path, nova=nova_api.config_section(api), audit=lock_wait_knobs(10, 2)
+    )
+    with inject("deadlock", target) as fault:
+        report = run(nova_bed, config, mode="heal", hosts=[failed], instance_state="stopped")
+    assert fault.deadlocks == 1 and fault.victim == "task", "the fault must hit the transaction"
+    assert report.code == Code.OK, report.findings
+    assert sorted(a.instance_uuid for a in _stop_actions(nova_bed)) == sorted(
+        _rows(nova_bed, failed)
+    )
+    assert {r.vm_state for r in _rows(nova_bed, failed).values()} == {"stopped"}
