@@ -1,6 +1,7 @@
 """`python -m testbed`: bring beds up and down, clone them, inject drift, run nova-manage.
 
 python -m testbed up --backend sqlite --dir .demo/bed      # last stdout line: config path
+python -m testbed up --backend sqlite --dir .demo/bed --with-apis   # + nova-api, Cinder
 python -m testbed drift unmapped_hosts --dir .demo/bed --count 2 [--json]
 python -m testbed nova-manage --dir .demo/bed cell_v2 discover_hosts --verbose
 python -m testbed down --dir .demo/bed
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from testbed import services
 from testbed.bed import DEFAULT_SEED, clone, down, gc, up
 from testbed.drift import SCENARIOS, drift
 from testbed.errors import TestBedError
@@ -39,6 +41,15 @@ def _describe(bed: TestBed) -> list[str]:
     return lines
 
 
+def _with_apis(bed: TestBed) -> list[str]:
+    """Start nova-api and Cinder; a bed whose services failed to start is taken down."""
+    try:
+        return services.start(bed)
+    except BaseException:
+        down(bed.dir)
+        raise
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m testbed", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
@@ -50,8 +61,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hosts-per-cell", type=int, default=3)
     p.add_argument("--instances-per-cell", type=int, default=20)
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument(
+        "--with-apis",
+        action="store_true",
+        help="also run the real nova-api and Cinder (needs RabbitMQ) and put their "
+        "[nova] and [cinder] sections in the config",
+    )
 
-    p = sub.add_parser("down", help="stop Placement, drop the databases, delete the files")
+    p = sub.add_parser(
+        "down", help="stop Placement (and the APIs), drop the databases, delete the files"
+    )
     p.add_argument("--dir", required=True, type=Path)
 
     p = sub.add_parser("clone", help="copy the bed in --from into --dir")
@@ -90,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed_value=args.seed,
             )
             print("\n".join(_describe(bed)))
+            if args.with_apis:
+                print("\n".join(_with_apis(bed)))
             print(f"up in {time.monotonic() - started:.1f}s")
             print(bed.config_path)
         elif args.command == "down":

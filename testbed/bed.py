@@ -28,7 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from testbed import configs, forkserver, placement
+from testbed import configs, forkserver, placement, services
 from testbed.backends import get_backend, prefix_for
 from testbed.db import connect
 from testbed.errors import TestBedError
@@ -298,6 +298,7 @@ def down(directory: str | Path) -> list[str]:
     prefix = prefix_for(directory)
     if bed is not None:
         backend = bed.backend
+        removed += services.stop(bed)
         if bed.owns_placement and placement.stop(bed.placement_pid, bed.prefix):
             removed.append(f"placement pid {bed.placement_pid}")
     if backend == "mariadb":
@@ -312,8 +313,12 @@ def down(directory: str | Path) -> list[str]:
         if path.exists():
             path.unlink()
             removed.append(str(path))
+    # nova-audit's named locks on a SQLite bed are files beside its API database.
+    for lock in sorted(directory.glob(".nova_audit.*.lock")):
+        lock.unlink()
+        removed.append(str(lock))
     unregister(prefix)
-    for sub in ("cells", "state"):
+    for sub in ("cells", "state", "nova-api", "cinder"):
         if (directory / sub).exists():
             shutil.rmtree(directory / sub, ignore_errors=True)
             removed.append(str(directory / sub))

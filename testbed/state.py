@@ -52,6 +52,8 @@ class TestBed:
     seed: int = 0
     anchor: str = ""
     counts: dict[str, Any] = field(default_factory=dict)
+    # API services started with the bed (`up --with-apis`, testbed/services.py): pids, URLs.
+    services: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cell_map(self) -> dict[str, Cell]:

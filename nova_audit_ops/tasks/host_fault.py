@@ -11,14 +11,18 @@ host that is silent, heal mode
 1. forces its nova-compute service down and disables it with a reason
    (`PUT /os-services/{uuid}`, microversion 2.53), so the scheduler stops
    choosing it and evacuation can start at once;
-2. resets the instances that were running there (or stuck in a task) to
-   `error` with `os-resetState`, so users and tools see they are down and
-   `nova evacuate` accepts them. Stopped, shelved and error instances with no
-   task are left as they are.
+2. marks the instances that were running there, so users and tools see they
+   are down and `nova evacuate` accepts them. `instance_state = error` (the
+   default) resets them (and any stuck in a task) to `error` with
+   `os-resetState`; `instance_state = stopped` shows active and paused ones
+   stopped/shutdown, written in the cell database as Nova's own power sync
+   would (nova/instance_stop.py; no API can). Stopped, shelved and error
+   instances with no task are left as they are.
 
 Both steps are idempotent: a rerun after an interruption skips what is done.
 Instances are read from the cell database (one query per host); the changes
-go through Nova's API, which records the instance actions.
+go through Nova's API, which records the instance actions, except the stopped
+states (one transaction per host, with the instance actions).
 
 A host held out of service that reports again is reported by every run and,
 when named in `recovered_hosts`, returned to service
@@ -35,6 +39,7 @@ from nova_audit_ops.clients.compute import ComputeAPIError
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.nova.cells import Cell
+from nova_audit_ops.nova.instance_stop import STOPPABLE_STATES, stop_instances
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.nova.services import ComputeService, compute_services
 from nova_audit_ops.settings.errors import ConfigError, NovaAuditError
@@ -46,7 +51,7 @@ from nova_audit_ops.tasks.host_fault_steps.returning import ReturningHosts
 SPEC = TaskSpec(
     name="host_fault",
     family="compute",
-    summary="Force failed compute hosts down and reset their instances to error.",
+    summary="Force failed compute hosts down and mark their instances error or stopped.",
     knobs=(
         Knob(
             "hosts",
@@ -67,7 +72,16 @@ SPEC = TaskSpec(
             "reset_instances",
             "bool",
             True,
-            "In heal mode, reset the host's running or busy instances to error.",
+            "In heal mode, mark the host's running instances (see instance_state).",
+        ),
+        Knob(
+            "instance_state",
+            "choice",
+            "error",
+            "What a failed host's running instances become in heal mode: error "
+            "(os-resetState, also busy ones) or stopped (vm_state stopped, power_state "
+            "shutdown; active and paused ones, written in the cell database).",
+            choices=("error", "stopped"),
         ),
         *RETURNING_KNOBS,
     ),
@@ -202,7 +216,9 @@ def _handle_named(
         )
         return
     _force_down(ctx, report, cell, service)
-    if ctx.options["reset_instances"]:
+    if ctx.options["reset_instances"] and ctx.options["instance_state"] == "stopped":
+        _stop_host(ctx, report, cell, engine, service.host)
+    elif ctx.options["reset_instances"]:
         for row in _instances(engine, service.host):
             report.counts.examined += 1
             if _needs_reset(row):
@@ -266,4 +282,42 @@ def _reset(ctx: RunContext, report: Report, cell: Cell, host: str, row: sa.Row) 
             if status is Status.FIXED
             else None,
         )
+    )
+
+
+def _stop_host(ctx: RunContext, report: Report, cell: Cell, engine: Engine, host: str) -> None:
+    """`instance_state = stopped`: report (audit) or stop (heal) the running instances."""
+    rows = _instances(engine, host)
+    report.counts.examined += len(rows)
+    running = [r for r in rows if r.vm_state in STOPPABLE_STATES]
+    for row in rows:
+        if row.vm_state not in STOPPABLE_STATES and row.task_state is not None:
+            fix = f"reset it: `openstack server set --state error {row.uuid}`, then evacuate it"
+            action = "nothing: instance_state stopped stops only active and paused instances"
+            report.add(_stop_finding(cell, host, row, action, Status.LEFT, fix))
+    if not ctx.heal:
+        for row in running:
+            report.add(_stop_finding(cell, host, row, "would stop it", Status.WOULD_FIX))
+        return
+    if not running:
+        return
+    request_id, stopped = stop_instances(engine, host, ctx.db_retry_policy())
+    action = f"stopped (vm_state stopped, power_state shutdown; instance action stop {request_id})"
+    for row in stopped:  # as the transaction locked them, which may differ from `running`
+        fix = f"evacuate it: `openstack server evacuate {row.uuid}` (it stays stopped there)"
+        report.add(_stop_finding(cell, host, row, action, Status.FIXED, fix))
+
+
+def _stop_finding(
+    cell: Cell, host: str, row: sa.Row, action: str, status: Status, fix: str | None = None
+) -> Finding:
+    task = f", task {row.task_state}" if row.task_state else ""
+    return Finding(
+        kind="instance",
+        object_id=row.uuid,
+        cell=cell.label,
+        problem=f"instance on failed host {host} is {row.vm_state}{task}",
+        action=action,
+        status=status,
+        fix=fix,
     )

@@ -87,6 +87,16 @@ def test_params_accept_good_values(dagbag) -> None:  # type: ignore[no-untyped-d
     assert params.get_param("lock_timeout").resolve(5) == 5
 
 
+def test_host_fault_instance_state_is_a_choice(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.sdk.exceptions import ParamValidationError
+
+    param = dagbag.dags["nova_audit_host_fault"].params.get_param("instance_state")
+    assert param.value == "error", "today's behaviour stays the default"
+    assert param.resolve("stopped") == "stopped"
+    with pytest.raises(ParamValidationError):
+        param.resolve("shutoff")
+
+
 def test_archive_runs_in_a_window_and_purge_on_its_assets(dagbag) -> None:  # type: ignore[no-untyped-def]
     from nova_audit_ops.glue.timetables import MaintenanceWindowTimetable
 

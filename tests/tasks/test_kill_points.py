@@ -48,6 +48,7 @@ class Case:
     consistent: Callable[[TestBed, Reference], list[str]] = field(default=lambda bed, ref: [])
     now: dt.datetime | Callable[[TestBed], dt.datetime] | None = None  # pinned "now"
     services: Callable[[TestBed, Path], Services] | None = None  # Cinder, nova-api
+    name: str = ""  # the test id, when a task has more than one case
 
 
 @dataclass
@@ -281,6 +282,29 @@ def half_reset(bed: TestBed, ref: Reference) -> list[str]:
     return problems
 
 
+def half_stopped(bed: TestBed, ref: Reference) -> list[str]:
+    """Per silent host, its running instances all as they were, or all stopped with one
+    stop action each (one transaction per host); nothing else ever changes."""
+    hosts = _silent_hosts(bed)[1].split(",")
+    sql = (
+        "SELECT i.host, i.uuid, i.vm_state, i.power_state, i.task_state, "
+        "(SELECT COUNT(*) FROM instance_actions a WHERE a.instance_uuid = i.uuid "
+        "AND a.action = 'stop') AS stops FROM instances i WHERE i.host IN :h AND i.deleted = 0"
+    )
+    problems = []
+    for cell, before in zip(bed.cells, ref.saved.cells, strict=True):
+        then = {r.uuid: tuple(r)[2:] for r in support.query(before.url, sql, h=hosts)}
+        done: dict[str, set[bool]] = {}
+        for r in support.query(cell.url, sql, h=hosts):
+            stopped = tuple(r)[2:] == ("stopped", 4, None, 1)
+            if not stopped and tuple(r)[2:] != then.get(r.uuid):
+                problems.append(f"instance {r.uuid} is {tuple(r)[2:]}")
+            if then.get(r.uuid, ("",))[0] in ("active", "paused"):
+                done.setdefault(r.host, set()).add(stopped)
+        problems += [f"host {h} is half stopped" for h, seen in done.items() if len(seen) > 1]
+    return problems
+
+
 def _silent_hosts(bed: TestBed) -> tuple[str, ...]:
     """--hosts naming the hosts _host_fault_drift silenced."""
     cut = (_seed_time(bed) - dt.timedelta(minutes=30)).replace(tzinfo=None)
@@ -390,6 +414,15 @@ CASES = [
         now=_soon_after_seed,
         services=with_nova_api,
     ),
+    Case(
+        "host_fault",
+        _host_fault_drift,
+        lambda bed: (*_silent_hosts(bed), "--instance-state", "stopped"),
+        consistent=half_stopped,
+        now=_soon_after_seed,
+        services=with_nova_api,
+        name="host_fault_stopped",
+    ),
 ]
 
 
@@ -411,7 +444,7 @@ def _state(
     return shot
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.task)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name or c.task)
 def test_kill_at_any_point_converges(
     case: Case, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

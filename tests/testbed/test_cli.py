@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import configparser
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import testbed
+from tests import support
 from tests.testbed.util import host_mappings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,3 +85,65 @@ def test_cli_errors_are_short_and_clear(tmp_path: Path) -> None:
     result = cli("drift", "unmapped_hosts", "--dir", str(tmp_path / "nothing"), "--count", "1")
     assert result.returncode == 2
     assert "run `up` first" in result.stderr and "Traceback" not in result.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"  # a zombie has exited
+
+
+def test_with_apis_runs_every_service_a_task_needs(tmp_path: Path) -> None:
+    """`up --with-apis`: host_fault and volume_attachments run from the CLI alone."""
+    directory = tmp_path / "bed"
+    pids: list[int] = []
+    try:
+        up = cli(
+            "up", "--backend", "sqlite", "--dir", str(directory), "--cells", "1",
+            "--hosts-per-cell", "2", "--instances-per-cell", "6", "--with-apis",
+        )  # fmt: skip
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "nova-api: http://127.0.0.1:" in up.stdout and "attachments seeded" in up.stdout
+        config = up.stdout.strip().splitlines()[-1]
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(config)
+        assert parser["nova"]["endpoint"].endswith("/v2.1")
+        assert parser["cinder"]["endpoint"].endswith("/v3")
+        bed = testbed.load(directory)
+        pids = [
+            bed.services["nova_api"]["pid"],
+            bed.services["cinder"]["api_pid"],
+            bed.services["cinder"]["volume_pid"],
+        ]
+        assert all(_alive(pid) for pid in pids)
+
+        silent = cli("drift", "silent_hosts", "--dir", str(directory), "--count", "1", "--json")
+        assert silent.returncode == 0, silent.stderr
+        (host,) = [c["host"] for c in json.loads(silent.stdout)]
+        testbed.heartbeat(bed)
+        healed = support.cli(
+            "run", "host_fault", "--config-file", config, "--mode", "heal", "--hosts", host,
+            "--instance-state", "stopped", "--json",
+        )  # fmt: skip
+        assert healed.returncode == 0, healed.stdout + healed.stderr
+        report = json.loads(healed.stdout)
+        assert {f["status"] for f in report["findings"]} == {"fixed"}
+        forced = support.query(
+            bed.cell("cell1").url, "SELECT forced_down FROM services WHERE host = :h", h=host
+        )
+        assert [r.forced_down for r in forced] == [1], "forced down through nova-api"
+        attachments = support.cli("run", "volume_attachments", "--config-file", config, "--json")
+        assert attachments.returncode == 0, attachments.stdout + attachments.stderr
+        assert json.loads(attachments.stdout)["counts"]["examined"] > 0
+    finally:
+        down = cli("down", "--dir", str(directory))
+    assert down.returncode == 0, down.stderr
+    assert "removed nova-api pid" in down.stdout and "removed cinder-volume pid" in down.stdout
+    assert not [pid for pid in pids if _alive(pid)]
+    assert not directory.exists()
