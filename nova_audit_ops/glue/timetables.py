@@ -17,7 +17,7 @@ from nova_audit_ops.settings.windows import Window
 
 
 def day_words(days: frozenset[int]) -> str:
-    """0..6 (Monday first) in words: "daily", "Mon–Fri", "Sat, Sun", "Mon, Wed–Fri"."""
+    """0..6 (Monday first) in words: "daily", "Mon-Fri", "Sat, Sun", "Mon, Wed-Fri"."""
     if len(days) == 7:
         return "daily"
     names = [d.capitalize() for d in DAYS]
@@ -28,7 +28,7 @@ def day_words(days: frozenset[int]) -> str:
         else:
             runs.append([day])
     words = [
-        f"{names[r[0]]}–{names[r[-1]]}" if len(r) > 2 else ", ".join(names[d] for d in r)
+        f"{names[r[0]]}-{names[r[-1]]}" if len(r) > 2 else ", ".join(names[d] for d in r)
         for r in runs
     ]
     return ", ".join(words)
@@ -54,9 +54,8 @@ class MaintenanceWindowTimetable(Timetable):
 
     @property
     def summary(self) -> str:
-        """The schedule in words, e.g. "daily 01:00–05:00 UTC" or "Sat, Sun 22:00–02:00 UTC"."""
-        hours = self.window_spec.replace("-", "–")
-        return f"{day_words(self.window.days)} {hours} {self.timezone}"
+        """The schedule in words, e.g. "daily 01:00-05:00 UTC" or "Sat, Sun 22:00-02:00 UTC"."""
+        return f"{day_words(self.window.days)} {self.window_spec} {self.timezone}"
 
     def serialize(self) -> dict[str, Any]:
         return {"window": self.window_spec, "days": self.days, "timezone": self.timezone}

@@ -111,7 +111,7 @@ def test_archive_runs_in_a_window_and_purge_on_its_assets(dagbag) -> None:  # ty
 def test_schedules_read_as_words(dagbag) -> None:  # type: ignore[no-untyped-def]
     """The DAG list shows a timetable's summary and, on hover, its description."""
     archive = dagbag.dags["nova_audit_archive_deleted_rows"].timetable
-    assert archive.summary == "daily 01:00–05:00 UTC"
+    assert archive.summary == "daily 01:00-05:00 UTC"
     from airflow.serialization.encoders import coerce_to_core_timetable
 
     # The scheduler's copy describes a cron in words (cron-descriptor, Airflow's dependency)
