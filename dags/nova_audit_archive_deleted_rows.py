@@ -3,8 +3,9 @@
 Moves soft-deleted rows older than `retention_days` (or `before`) of each cell
 database into its shadow tables, children with their parents, in bounded
 transactions; removes archived instances' API rows. Runs once per maintenance
-window (default 01:00-05:00) and stops at its end; each cell's heal run updates
-the cell's shadow-table Asset, which triggers `nova_audit_purge_shadow_tables`.
+window (default 01:00-05:00) and stops at its end. After the cells, `announce`
+adds one Asset event per cell whose heal run moved rows, which starts one run of
+`nova_audit_purge_shadow_tables`.
 Use the `nova_audit_archive` pool to bound how many cells run at once.
 """
 

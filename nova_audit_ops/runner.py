@@ -35,11 +35,11 @@ from nova_audit_ops.engine.fixes import with_rerun_params
 from nova_audit_ops.engine.report import Report, merge
 from nova_audit_ops.engine.state import FileStateStore, StateStore
 from nova_audit_ops.engine.timing import Deadline
-from nova_audit_ops.nova.cells import Cell, select_cells
+from nova_audit_ops.nova.cells import CELL0_UUID, Cell, select_cells
 from nova_audit_ops.registry import MODULES, spec
 from nova_audit_ops.settings.config import AuditConfig
 from nova_audit_ops.settings.errors import LockBusyError, NovaAuditError
-from nova_audit_ops.settings.spec import TASK_LOCK_WAIT
+from nova_audit_ops.settings.spec import TASK_LOCK_WAIT, TaskSpec
 
 LOG = logging.getLogger("nova_audit")
 GLOBAL = "global"  # the label of the global step in reports
@@ -100,13 +100,27 @@ def open_context(
     )
 
 
-def chosen_cells(ctx: RunContext) -> list[Cell]:
-    """The cells this run covers; an unknown cell is an error raised before any write."""
+def chosen_cells(ctx: RunContext, *, with_skipped: bool = False) -> list[Cell]:
+    """The cells this run covers; an unknown cell is an error raised before any write.
+
+    `with_skipped` keeps the cells the task does not work on (cell0 for most):
+    a DAG shows them as skipped cell tasks rather than leaving them out.
+    """
     check_reachable(ctx.engines.api, "API")
     cells = select_cells(ctx.all_cells(), ctx.options["cells"])
-    if ctx.spec.skips_cell0:
-        cells = [c for c in cells if not c.is_cell0]
+    if not with_skipped:
+        cells = [c for c in cells if not skip_reason(ctx.spec, c.uuid)]
     return cells
+
+
+def skip_reason(task_spec: TaskSpec, cell_uuid: str | None) -> str | None:
+    """Why this task does not work on this cell, or None when it does."""
+    if task_spec.skips_cell0 and cell_uuid == CELL0_UUID:
+        return (
+            f"{task_spec.name} skips cell0: it holds only instances that failed to "
+            "schedule, no compute hosts or allocations"
+        )
+    return None
 
 
 def run_cell(ctx: RunContext, cell: Cell) -> Report:

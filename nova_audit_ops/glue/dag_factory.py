@@ -16,6 +16,7 @@ from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param
 from nova_audit_ops import registry
 from nova_audit_ops.glue.alerts import DriftAlert, bind, load_notifier
 from nova_audit_ops.glue.operators import (
+    AnnounceOperator,
     CellTaskOperator,
     GlobalStepOperator,
     ListCellsOperator,
@@ -101,14 +102,15 @@ def build_dag(task: str, doc_md: str | None = None) -> DAG | None:
         default_args=default_args(settings),
         params=dag_params(task_spec, settings),
         tags=["nova-audit", task_spec.family],
-        is_paused_upon_creation=True,
+        # Only its upstream DAG's Asset events start an Asset-triggered DAG: paused, it
+        # would never run. Clock-scheduled DAGs start paused until an operator unpauses them.
+        is_paused_upon_creation=not task_spec.triggered_by,
         **callbacks(task, settings),
     ) as dag:
         cells = ListCellsOperator(task_id="list_cells", nova_task=task)
         per_cell = CellTaskOperator.partial(
             task_id="run_cell",
             nova_task=task,
-            outlets=[AssetAlias(task_spec.asset_alias)] if task_spec.asset_alias else [],
             map_index_template="{{ task.cell['name'] or task.cell['uuid'] }}",
         ).expand(cell=cells.output)
         report_tasks = ["run_cell"]
@@ -125,5 +127,13 @@ def build_dag(task: str, doc_md: str | None = None) -> DAG | None:
             report_task_ids=report_tasks,
         )
         upstream >> summary
+        if task_spec.asset_alias:
+            announce = AnnounceOperator(
+                task_id="announce",
+                alias=task_spec.asset_alias,
+                cells_task_id="list_cells",
+                report_task_ids=report_tasks,
+            )
+            upstream >> announce
     bind(dag)
     return dag

@@ -12,7 +12,26 @@ from typing import Any
 from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, Timetable
 from pendulum import DateTime, instance
 
+from nova_audit_ops.settings.validators import DAYS
 from nova_audit_ops.settings.windows import Window
+
+
+def day_words(days: frozenset[int]) -> str:
+    """0..6 (Monday first) in words: "daily", "Mon-Fri", "Sat, Sun", "Mon, Wed-Fri"."""
+    if len(days) == 7:
+        return "daily"
+    names = [d.capitalize() for d in DAYS]
+    runs: list[list[int]] = []
+    for day in sorted(days):
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    words = [
+        f"{names[r[0]]}-{names[r[-1]]}" if len(r) > 2 else ", ".join(names[d] for d in r)
+        for r in runs
+    ]
+    return ", ".join(words)
 
 
 def _pendulum(value: dt.datetime) -> DateTime:
@@ -27,11 +46,16 @@ class MaintenanceWindowTimetable(Timetable):
         self.days = list(days or ["*"])
         self.timezone = timezone
         self.window = Window.parse(window, self.days, timezone)
-        self.description = f"maintenance window {window} {','.join(self.days)} ({timezone})"
+        # Airflow shows `summary` as the DAG's schedule and `description` on hover.
+        self.description = (
+            f"One run per maintenance window, {self.summary}; "
+            "scheduled runs stop between batches when the window closes."
+        )
 
     @property
     def summary(self) -> str:
-        return f"window {self.window_spec} {','.join(self.days)} {self.timezone}"
+        """The schedule in words, e.g. "daily 01:00-05:00 UTC" or "Sat, Sun 22:00-02:00 UTC"."""
+        return f"{day_words(self.window.days)} {self.window_spec} {self.timezone}"
 
     def serialize(self) -> dict[str, Any]:
         return {"window": self.window_spec, "days": self.days, "timezone": self.timezone}

@@ -65,6 +65,7 @@ SPEC = TaskSpec(
         ),
     ),
     defaults={"schedule": "*/10 * * * *", "batch_size": 500},
+    skips_cell0=True,  # cell0 holds no compute hosts (nova-manage skips it too)
 )
 
 FIX_OTHER_CELL = (
@@ -92,9 +93,6 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     """Find (and in heal mode map) this cell's compute hosts that have no mapping."""
     report = ctx.new_report()
     report.cells_checked.append(cell.label)
-    if cell.is_cell0:
-        report.details["cell0"] = "skipped: cell0 holds no compute hosts"
-        return report
     cell_engine = ctx.engines.cell(cell)
     if ctx.heal:
         lock = named_lock(ctx.engines.api, "discover_hosts", ctx.options["lock_timeout"])

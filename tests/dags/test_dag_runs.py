@@ -54,8 +54,12 @@ def test_discover_hosts_audit_heal_audit(airflow_home: Path, nova_bed: Any) -> N
     assert audit.counts.drifted == 2
     assert support.snapshot(nova_bed) == before, "audit mode wrote to a database"
     states = task_states(airflow_home, "nova_audit_discover_hosts")
-    assert {"run_cell[cell0]", "run_cell[cell1]", "run_cell[cell2]"} <= set(states)
+    # the mapped tasks carry the cell names (map_index_template); cell0, which
+    # discover_hosts does not work on, is skipped, not a green task that did nothing
+    assert states.pop("run_cell[cell0]") == "skipped"
+    assert {"run_cell[cell1]", "run_cell[cell2]"} <= set(states)
     assert set(states.values()) == {"success"}
+    assert sorted(audit.cells_checked) == ["cell1", "cell2"] and not audit.cells_failed
     assert run_state(airflow_home, "nova_audit_discover_hosts") == "success"
 
     dags_test(airflow_home, nova_bed, "discover_hosts", mode="heal")
@@ -179,15 +183,30 @@ def test_archive_updates_cell_assets_and_purge_follows(airflow_home: Path, nova_
     dags_test(airflow_home, nova_bed, "archive_deleted_rows", mode="heal", before="2100-01-01")
     report = summary_report(airflow_home, "nova_audit_archive_deleted_rows")
     assert report.code == Code.OK and report.counts.fixed > 0
+    moved = {cell for cell, tables in report.details["rows"].items() if sum(tables.values())}
+    assert moved, report.details
     with sqlite3.connect(airflow_home / "airflow.db") as db:
-        uris = {
-            row[0]
-            for row in db.execute(
-                "SELECT a.uri FROM asset_event e JOIN asset a ON a.id = e.asset_id "
-                "WHERE e.source_dag_id = 'nova_audit_archive_deleted_rows'"
-            )
-        }
-    assert {f"nova-audit://nova_audit_shadow_tables/{c.uuid}" for c in nova_bed.cells} <= uris
+        [(run_id,)] = db.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = 'nova_audit_archive_deleted_rows' "
+            "ORDER BY id DESC LIMIT 1"
+        ).fetchall()
+        sent = db.execute(
+            "SELECT a.name, a.uri, e.extra, e.source_task_id FROM asset_event e "
+            "JOIN asset a ON a.id = e.asset_id WHERE e.source_run_id = ?",
+            (run_id,),
+        ).fetchall()
+    uuids = {c.name: c.uuid for c in nova_bed.cells}
+    # one event per cell that moved rows (none for a cell that moved nothing), all from the
+    # announce task, named by the cell's name, its uuid in the URI and the extra
+    assert sorted(name for name, *_ in sent) == sorted(
+        f"nova_audit_shadow_tables.{cell}" for cell in moved
+    )
+    assert {task for *_, task in sent} == {"announce"}
+    for name, uri, extra, _ in sent:
+        cell = name.removeprefix("nova_audit_shadow_tables.")
+        assert uri == f"nova-audit://nova_audit_shadow_tables/{uuids[cell]}"
+        assert json.loads(extra)["cell_uuid"] == uuids[cell]
+        assert json.loads(extra)["rows"] == report.details["rows"][cell]
 
     dags_test(airflow_home, nova_bed, "purge_shadow_tables", mode="heal", before="2100-01-01")
     purge = summary_report(airflow_home, "nova_audit_purge_shadow_tables")

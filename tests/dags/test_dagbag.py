@@ -105,7 +105,25 @@ def test_archive_runs_in_a_window_and_purge_on_its_assets(dagbag) -> None:  # ty
     assert archive.timetable.window_spec == "01:00-05:00"
     purge = dagbag.dags["nova_audit_purge_shadow_tables"]
     assert "nova_audit_shadow_tables" in str(purge.timetable.asset_condition)
-    run_cell = archive.get_task("run_cell")
-    assert any(
-        "nova_audit_shadow_tables" in str(o) for o in run_cell.partial_kwargs.get("outlets", [])
-    )
+    # One task adds all of a run's events (one purge run per archive run), not each cell
+    announce = archive.get_task("announce")
+    assert [o.name for o in announce.outlets] == ["nova_audit_shadow_tables"]
+    assert not archive.get_task("run_cell").partial_kwargs.get("outlets")
+    assert announce.trigger_rule == "all_done"
+    assert announce.upstream_task_ids == {"run_cell"}
+    # Only archive's events start purge: paused, it would never run
+    assert purge.is_paused_upon_creation is False
+    assert "announce" not in purge.task_ids
+    others = [d for d in dagbag.dags.values() if d.dag_id != purge.dag_id]
+    assert all(d.is_paused_upon_creation for d in others)
+
+
+def test_schedules_read_as_words(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """The DAG list shows a timetable's summary and, on hover, its description."""
+    archive = dagbag.dags["nova_audit_archive_deleted_rows"].timetable
+    assert archive.summary == "daily 01:00-05:00 UTC"
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    # The scheduler's copy describes a cron in words (cron-descriptor, Airflow's dependency)
+    cron = coerce_to_core_timetable(dagbag.dags["nova_audit_discover_hosts"].timetable)
+    assert cron.description == "Every 10 minutes"

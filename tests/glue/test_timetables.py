@@ -138,4 +138,20 @@ def test_dag_with_a_window_uses_the_registered_timetable(tmp_path) -> None:  # t
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "MaintenanceWindowTimetable window 01:00-05:00 sat,sun Europe/Berlin" in out.stdout
+    assert "MaintenanceWindowTimetable Sat, Sun 01:00-05:00 Europe/Berlin" in out.stdout
+
+
+def test_the_window_schedule_reads_as_words() -> None:
+    """Airflow's DAG list shows the summary as the schedule and the description on hover."""
+    from nova_audit_ops.glue.timetables import MaintenanceWindowTimetable
+
+    daily = MaintenanceWindowTimetable("01:00-05:00")
+    assert daily.summary == "daily 01:00-05:00 UTC"
+    assert daily.description.startswith("One run per maintenance window, daily 01:00-05:00 UTC")
+    weekdays = MaintenanceWindowTimetable("22:00-02:00", ["mon", "tue", "wed", "thu", "fri"])
+    assert weekdays.summary == "Mon-Fri 22:00-02:00 UTC"
+    some = MaintenanceWindowTimetable(
+        "01:00-03:00", ["sun", "mon", "wed", "thu", "fri"], "Europe/Berlin"
+    )
+    assert some.summary == "Mon, Wed-Fri, Sun 01:00-03:00 Europe/Berlin"
+    assert MaintenanceWindowTimetable("01:00-03:00", ["sat", "sun"]).summary.startswith("Sat, Sun ")

@@ -11,16 +11,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from nova_audit_ops import runner
 from nova_audit_ops.clients import secrets
 from nova_audit_ops.engine import render
 from nova_audit_ops.glue import runtime
-from nova_audit_ops.glue.assets import announce
 from nova_audit_ops.glue.operators.base import NovaTaskOperator
 from nova_audit_ops.glue.xcom import push_report
 from nova_audit_ops.nova.cells import Cell
+from nova_audit_ops.registry import spec
 from nova_audit_ops.settings.errors import DatabaseUnreachableError, NovaAuditError
 
 
@@ -33,7 +33,7 @@ class ListCellsOperator(NovaTaskOperator):
         ctx = None
         try:
             ctx = runtime.open_context(self.nova_task, context, self.get_hook())
-            cells = runner.chosen_cells(ctx)
+            cells = runner.chosen_cells(ctx, with_skipped=True)
         except DatabaseUnreachableError:
             raise  # may be transient: let Airflow retry
         except NovaAuditError as exc:
@@ -41,7 +41,11 @@ class ListCellsOperator(NovaTaskOperator):
         finally:
             if ctx is not None:
                 ctx.engines.dispose()
-        self.log.info("cells to check: %s", ", ".join(c.label for c in cells) or "none")
+        skipped = [c.label for c in cells if runner.skip_reason(spec(self.nova_task), c.uuid)]
+        checked = [c.label for c in cells if c.label not in skipped]
+        self.log.info("cells to check: %s", ", ".join(checked) or "none")
+        if skipped:
+            self.log.info("cells this task skips: %s", ", ".join(skipped))
         return [cell.public() for cell in cells]
 
 
@@ -55,6 +59,9 @@ class CellTaskOperator(NovaTaskOperator):
         self.cell = cell
 
     def execute(self, context: Context) -> None:
+        why = runner.skip_reason(spec(self.nova_task), self.cell.get("uuid"))
+        if why:  # shown as skipped in the grid, not as a green task that did nothing
+            raise AirflowSkipException(why)
         hook = self.get_hook()
         ctx = runtime.open_context(self.nova_task, context, hook)
         try:
@@ -66,8 +73,6 @@ class CellTaskOperator(NovaTaskOperator):
         finally:
             ctx.engines.dispose()
         push_report(context, report)
-        if ctx.spec.asset_alias and ctx.heal and not report.cells_failed:
-            announce(context, ctx.spec.asset_alias, cell, report)
         title = f"{ctx.spec.name} ({ctx.mode} mode), cell {cell.label}"
         self.log.info("%s", render.table(report, title=title))
         if report.cells_failed:

@@ -18,6 +18,7 @@ from nova_audit_ops.glue.metrics import emit_safely
 from nova_audit_ops.glue.runtime import run_params
 from nova_audit_ops.glue.xcom import REPORT_KEY, xcom_report
 from nova_audit_ops.registry import spec
+from nova_audit_ops.runner import skip_reason
 
 
 class SummaryOperator(BaseOperator):
@@ -64,11 +65,15 @@ class SummaryOperator(BaseOperator):
         return data
 
     def _mark_missing_cells(self, report: Report, cells: list[dict[str, Any]]) -> None:
-        """A chosen cell that produced no report (its task crashed or was skipped)."""
+        """A chosen cell that produced no report (its task crashed or was skipped by hand).
+
+        Cells the task does not work on (cell0 for most) are skipped by design, not missing.
+        """
         done = set(report.cells_checked) | set(report.cells_failed)
+        task_spec = spec(self.nova_task)
         for cell in cells:
             label = cell.get("name") or cell.get("uuid")
-            if label not in done:
+            if label not in done and not skip_reason(task_spec, cell.get("uuid")):
                 report.cell_failed(
                     str(label),
                     "no report: the cell's task did not finish",
