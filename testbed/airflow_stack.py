@@ -157,27 +157,16 @@ class AirflowStack:
             time.sleep(1)
         raise TimeoutError(f"DAGs not serialized within {timeout:.0f}s: {dag_ids}")
 
-    @property
-    def api_url(self) -> str:
-        """The api-server's root on loopback (REST API under /api/v2, tokens under /auth)."""
-        return f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}"
-
-    def token(self, username: str = "admin", timeout: float = 120) -> str:
-        """A JWT from the Simple auth manager (`POST /auth/token`), as an external client gets it.
-
-        The stack keeps Airflow's default auth (`[core] simple_auth_manager_users` =
-        admin:admin); the api-server writes the generated passwords into
-        AIRFLOW_HOME when it starts, so this waits for the file and the server.
-        """
-        passwords = self.home / "simple_auth_manager_passwords.json.generated"
+    def token(self, timeout: float = 120) -> str:
+        """A JWT for `admin` from the Simple auth manager (`POST /auth/token`), as an
+        external client gets it; waits for the api-server to answer."""
         deadline = time.monotonic() + timeout
         while True:
             self._check_alive()
             try:
-                password = json.loads(passwords.read_text())[username]
                 response = requests.post(
-                    f"{self.api_url}/auth/token",
-                    json={"username": username, "password": password},
+                    f"{self.url}/auth/token",
+                    json={"username": ADMIN, "password": self.password},
                     timeout=30,
                 )
                 response.raise_for_status()
@@ -191,7 +180,7 @@ class AirflowStack:
         """One call to the REST API (`/api/v2/...`) with a fresh bearer token."""
         return requests.request(
             method,
-            self.api_url + path,
+            self.url + path,
             json=body,
             headers={"Authorization": f"Bearer {self.token()}"},
             timeout=60,

@@ -245,15 +245,7 @@ def _status(url: str, token: str | None = None) -> int:
 
 def _summary_json(stack: airflow_stack.AirflowStack) -> dict[str, Any]:
     """The page's JSON, with a token the API issues for the stack's admin."""
-    import httpx
-
-    login = {"username": airflow_stack.ADMIN, "password": stack.password}
-    token = httpx.post(f"{stack.url}/auth/token", json=login, timeout=30).json()["access_token"]
-    response = httpx.get(
-        f"{stack.url}/nova-audit/api/summary",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    )
+    response = stack.rest("GET", "/nova-audit/api/summary")
     response.raise_for_status()
     return dict(response.json())
 
