@@ -117,3 +117,12 @@ def make_adapter(
         connect_retry_delay=max(policy.delay, 0.001),  # fixed; 0 would mean doubling
         status_code_retries=int(options.get("status_code_retries", 0)),
     )
+
+
+def version_tuple(text: str) -> tuple[int, int]:
+    """'1.36' → (1, 36); a malformed version sorts lowest (Placement and Cinder microversions)."""
+    try:
+        major, minor = text.split(".", 1)
+        return int(major), int(minor)
+    except ValueError:
+        return (0, 0)

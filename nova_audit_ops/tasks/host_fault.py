@@ -33,6 +33,7 @@ from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.nova.services import ComputeService, compute_services
+from nova_audit_ops.settings.access import NOVA, DbAccess, ServiceRole
 from nova_audit_ops.settings.errors import ConfigError, NovaAuditError
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
@@ -61,6 +62,17 @@ SPEC = TaskSpec(
             "bool",
             True,
             "In heal mode, reset the host's running or busy instances to error.",
+        ),
+    ),
+    api_tables=DbAccess(reads=("host_mappings",)),
+    cell_tables=DbAccess(reads=("services", "instances")),
+    roles=(
+        ServiceRole(
+            NOVA,
+            None,
+            "admin",
+            "audit reads the databases only; forcing a service down (os-services:update) "
+            "and os-resetState (os-admin-actions:reset_state) are admin-only",
         ),
     ),
     defaults={"schedule": "*/5 * * * *"},

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nova_audit_ops.clients import secrets
 from nova_audit_ops.clients.cinder import CinderDiscoveryError
+from nova_audit_ops.clients.keystone import version_tuple
 from nova_audit_ops.clients.placement import PlacementError
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Finding, Report, Status
@@ -33,6 +34,7 @@ from nova_audit_ops.nova.services import (
     compute_services,
     conductor_version,
 )
+from nova_audit_ops.settings.access import CINDER_VERSIONS_ONLY, DbAccess, placement_role
 from nova_audit_ops.settings.errors import NovaAuditError
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
@@ -63,6 +65,9 @@ SPEC = TaskSpec(
         ),
     ),
     defaults={"schedule": "@hourly"},
+    api_tables=DbAccess(reads=("host_mappings", "instance_mappings")),
+    cell_tables=DbAccess(reads=("alembic_version", "compute_nodes", "services", "instances")),
+    roles=(placement_role(heal=None), CINDER_VERSIONS_ONLY),
     global_step=True,
     read_only=True,
     live_state=True,
@@ -88,15 +93,6 @@ def _check(report: Report, name: str, problems: Sequence[Finding], skipped: str 
     report.details.setdefault("checks", {})[name] = verdict
     for finding in problems:
         report.add(finding)
-
-
-def _version_tuple(text: str) -> tuple[int, int]:
-    """'1.36' → (1, 36); a malformed version sorts lowest."""
-    try:
-        major, minor = text.split(".", 1)
-        return int(major), int(minor)
-    except ValueError:
-        return (0, 0)
 
 
 def check_problem(
@@ -130,7 +126,7 @@ def _placement_check(ctx: RunContext) -> list[Finding]:
     except (KeyError, IndexError, TypeError):
         problem = "Placement's version document has no max_version"
         return [check_problem(name, problem, fix, failure=True)]
-    if _version_tuple(max_version) < _version_tuple(MIN_PLACEMENT_MICROVERSION):
+    if version_tuple(max_version) < version_tuple(MIN_PLACEMENT_MICROVERSION):
         problem = (
             f"Placement API {MIN_PLACEMENT_MICROVERSION} needed, this Placement offers "
             f"{max_version}"
@@ -156,7 +152,7 @@ def _cinder_check(ctx: RunContext) -> tuple[list[Finding], str]:
         return [check_problem(name, problem, fix)], ""
     except NovaAuditError as exc:  # after CinderDiscoveryError, which derives from it
         return [check_problem(name, str(exc), fix, failure=True)], ""
-    if _version_tuple(max_version) < _version_tuple(MIN_CINDER_MICROVERSION):
+    if version_tuple(max_version) < version_tuple(MIN_CINDER_MICROVERSION):
         problem = (
             f"Cinder API {MIN_CINDER_MICROVERSION} or newer is required, this Cinder offers "
             f"{max_version}"
