@@ -136,14 +136,17 @@ def statements(databases: Sequence[Database], user: str, host: str) -> list[str]
 
 
 def role_lines(tasks: Iterable[TaskSpec], heal: bool) -> list[str]:
-    """The Keystone role each task needs on Placement, Nova and Cinder (default policies)."""
-    lines = []
+    """The Keystone role each task needs on Placement, Nova and Cinder (default policies),
+    one line per task and service, then each reason once."""
+    lines: list[str] = []
+    reasons: dict[str, None] = {}  # in order, each once
     for spec in tasks:
         for need in spec.roles:
             role = need.role(heal and not spec.read_only)
             if role:
-                lines.append(f"--   {spec.name}: {need.service} role {role!r}: {need.why}")
-    return lines
+                lines.append(f"--   {spec.name}: {need.service} role {role!r}")
+                reasons.setdefault(f"{need.service} {role!r}: {need.why}", None)
+    return lines + [f"--   why {reason}" for reason in reasons]
 
 
 def fix_command(config_path: str | None, task: str, mode: str, grantee: str) -> str:

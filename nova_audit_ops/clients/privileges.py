@@ -86,7 +86,7 @@ def parse(lines: list[str]) -> Held:
 def is_denied(exc: BaseException) -> bool:
     """Whether a database error is the server refusing a statement for want of a privilege."""
     orig = getattr(exc, "orig", exc)
-    args = getattr(orig, "args", ())
+    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
     return bool(args) and args[0] in DENIED_CODES
 
 
