@@ -117,6 +117,7 @@ def print_grants(bed: Any, mode: str, tasks: list[str] | None, user: str) -> str
 
 
 def as_account(bed: Any, directory: Path, account: tuple[str, str], **sections: Any) -> str:
+    directory.mkdir(parents=True, exist_ok=True)
     user, password = account
     audit = {"database_user": user, "database_password": password}
     return support.config_with(bed, directory, audit=audit, **sections)
@@ -245,6 +246,7 @@ def test_api_tasks_audit_and_heal_under_their_grants(
             "cinder": cinder_bed.config_section(cinder),
             "nova": nova_api.config_section(api),
         }
+        (tmp_path / "full").mkdir()
         full = support.config_with(nova_bed, tmp_path / "full", **services)
         later = T0 + dt.timedelta(hours=1)
         vol: dict[str, Any] = {"reference_time": T0}
