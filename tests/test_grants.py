@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 import testbed
-from nova_audit_ops import cli, grants
+from nova_audit_ops import cli, grants, registry
 from nova_audit_ops.engine.report import Code, Report, Status
 from nova_audit_ops.engine.state import MemoryStateStore
 from testbed.backends import admin_connection
@@ -53,6 +54,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "purge_shadow_tables": {"before": FUTURE},
     "orphaned_allocations": {"delete": True, "reference_time": T0},
 }
+WRITE = re.compile(r"^\s*(?P<verb>INSERT INTO|UPDATE|DELETE FROM)\s+`?(?P<table>\w+)`?", re.I)
 PLACEMENT_WRITERS = {"heal_allocations", "sync_aggregates", "orphaned_allocations"}
 DB_WRITERS = [
     "discover_hosts",
@@ -138,6 +140,23 @@ def run(bed: Any, task: str, mode: str, config: str | None = None, **extra: Any)
     return support.run(bed, task, mode=mode, config_path=config, **options)
 
 
+@contextlib.contextmanager
+def recorded_writes() -> Iterator[set[tuple[str, str]]]:
+    """(table, INSERT/UPDATE/DELETE) of every statement any engine runs meanwhile."""
+    found: set[tuple[str, str]] = set()
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        match = WRITE.match(statement)
+        if match:
+            found.add((match["table"], match["verb"].split()[0].upper()))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        yield found
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+
+
 def seen(report: Report) -> list[tuple[Any, ...]]:
     return sorted(
         (f.kind, f.object_id, f.problem, f.action, f.status, f.cell) for f in report.findings
@@ -189,11 +208,22 @@ def test_heal_under_the_grants_printed_for_the_task(
     prepare(bed, task)
     config = as_account(bed, tmp_path, accounts.create(bed, "heal", [task]))
     state = MemoryStateStore()
-    report = run(bed, task, "heal", config, state=state)
-    if task == "orphaned_allocations":  # deleted on a second sighting a grace period later
-        report = run(
-            bed, task, "heal", config, state=state, reference_time=T0 + dt.timedelta(hours=2)
-        )
+    with recorded_writes() as writes:
+        report = run(bed, task, "heal", config, state=state)
+        if task == "orphaned_allocations":  # deleted on a second sighting a grace period later
+            later = T0 + dt.timedelta(hours=2)
+            report = run(bed, task, "heal", config, state=state, reference_time=later)
+    spec = registry.spec(task)
+    declared = {
+        (table, privilege)
+        for access in (spec.api_tables, spec.cell_tables)
+        for table, privileges in access.writes.items()
+        for privilege in privileges
+    }
+    if spec.cell_tables.reflected:  # archive and purge: their listed API writes at least
+        assert declared <= writes
+    else:  # every declared write was performed: none is granted for nothing
+        assert writes == declared
     failed = [f for f in report.findings if f.status is Status.FAILED]
     assert failed == [] and report.code < Code.FAILURE, report.findings
     assert report.counts.fixed > 0
