@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         task_parser.add_argument("--json", action="store_true", help="print the report as JSON")
         for knob in spec.param_knobs():
             _add_knob(task_parser, knob)
+    _add_grants(commands)
     commands.add_parser("tasks", help="list the maintenance tasks")
     cells = commands.add_parser("cells", help="list the cells (database URLs masked)")
     cells.add_argument("--config-file")
@@ -92,6 +93,48 @@ def _add_run_all(tasks: Any) -> None:
         "--mode", choices=MODES, help="audit or heal for every task; default: each task's config"
     )
     _add_knob(run_all, CELLS)
+
+
+def _add_grants(commands: Any) -> None:
+    grants_parser = commands.add_parser(
+        "grants",
+        help="print the MariaDB GRANT statements and Keystone roles the tasks need",
+        description="Print, per database (the API's and each cell's, from cell_mappings), "
+        "the GRANT statements an account needs to run the tasks: SELECT only for audit, "
+        "plus exactly the INSERT/UPDATE/DELETE each task performs for heal. Connects with "
+        "the config file's URLs as they are ([audit] database_user is not applied): run "
+        "it with an account that can read cell_mappings and every cell's schema.",
+    )
+    grants_parser.add_argument("--config-file", help="nova-audit.conf or nova.conf to read")
+    grants_parser.add_argument("--mode", choices=MODES, default="audit")
+    grants_parser.add_argument(
+        "--task", action="append", dest="tasks", metavar="TASK", help="repeat; default: all"
+    )
+    grants_parser.add_argument(
+        "--user", required=True, metavar="NAME@HOST", help="the account to grant to"
+    )
+
+
+def _grants(args: argparse.Namespace) -> int:
+    from nova_audit_ops import grants
+    from nova_audit_ops.clients.db import Engines
+
+    user, host = grants.account(args.user)
+    specs = [task_spec(name) for name in args.tasks] if args.tasks else grants.all_tasks()
+    cfg = registry.load_config(args.config_file)
+    engines = Engines(cfg.require_api_connection(), cfg.cell_connections, cfg.database_connection)
+    try:
+        databases = grants.plan(engines, list_cells(engines.api), specs, args.mode == "heal")
+    finally:
+        engines.dispose()
+    names = ", ".join(s.name for s in specs)
+    print(f"-- nova-audit grants, mode {args.mode}, for {names}")
+    print(f"-- create the account first: CREATE USER '{user}'@'{host}' IDENTIFIED BY '...';")
+    print("\n".join(grants.statements(databases, user, host)))
+    roles = grants.role_lines(specs, args.mode == "heal")
+    print("-- Keystone roles ([placement], [nova], [cinder] accounts; default policies):")
+    print("\n".join(roles) if roles else "--   none: these tasks call no service")
+    return int(Code.OK)
 
 
 def terminal_width() -> int:
@@ -150,7 +193,12 @@ def _cells(args: argparse.Namespace) -> int:
     from nova_audit_ops.clients.db import Engines, mask_url
 
     cfg = registry.load_config(args.config_file)
-    engines = Engines(cfg.require_api_connection(), cfg.cell_connections, cfg.database_connection)
+    engines = Engines(
+        cfg.require_api_connection(),
+        cfg.cell_connections,
+        cfg.database_connection,
+        account=cfg.database_account,
+    )
     for cell in list_cells(engines.api):
         print(f"{cell.label:20} {cell.uuid}  {mask_url(engines.cell_url(cell))}")
     return int(Code.OK)
@@ -169,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(Code.OK)
         if args.command == "cells":
             return _cells(args)
+        if args.command == "grants":
+            return _grants(args)
         return _run(args)
     except NovaAuditError as exc:
         print(f"ERROR: {secrets.scrub(str(exc))}", file=sys.stderr)

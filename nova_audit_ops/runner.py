@@ -20,6 +20,7 @@ from keystoneauth1 import exceptions as ksa_exceptions
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from nova_audit_ops import grants
 from nova_audit_ops.clients import secrets
 from nova_audit_ops.clients.db import Engines, check_reachable, unreachable
 from nova_audit_ops.clients.db_retry import (
@@ -29,6 +30,7 @@ from nova_audit_ops.clients.db_retry import (
     is_transient,
 )
 from nova_audit_ops.clients.locks import named_lock
+from nova_audit_ops.clients.privileges import is_denied
 from nova_audit_ops.clients.read_only import is_refused_write
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.fixes import with_rerun_params
@@ -43,6 +45,7 @@ from nova_audit_ops.settings.spec import TASK_LOCK_WAIT, TaskSpec
 
 LOG = logging.getLogger("nova_audit")
 GLOBAL = "global"  # the label of the global step in reports
+MAX_SHOWN = 6  # missing privileges named in a refusal; the grants command prints them all
 CRASHES = "crashes"  # report.details key: cells that ended in a nova-audit bug (adds up)
 # Failures of the world, not of nova-audit: a cell that raises one is reported as
 # failed (code 2). requests' exceptions derive from OSError. Anything else is a bug.
@@ -87,7 +90,12 @@ def open_context(
     api_url = config.require_api_connection() if api_engine is None else None
     read_only = spec(task).read_only or options["mode"] != "heal"
     engines = Engines(
-        api_url, overrides, config.database_connection, api_engine=api_engine, read_only=read_only
+        api_url,
+        overrides,
+        config.database_connection,
+        api_engine=api_engine,
+        read_only=read_only,
+        account=config.database_account,
     )
     return RunContext(
         spec=spec(task),
@@ -127,8 +135,10 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     """Run the task for one cell; anything the cell raises becomes its report."""
     module = MODULES[ctx.spec.name]
     try:
-        with writer_lock(ctx, cell.uuid):
-            report: Report = module.run_cell(ctx, cell)
+        report: Report | None = refused(ctx, cell)
+        if report is None:
+            with writer_lock(ctx, cell.uuid):
+                report = module.run_cell(ctx, cell)
     except Exception as exc:
         report = _contained(
             ctx, cell.label, exc, f"cell {cell.label}", lambda: ctx.engines.cell_url(cell)
@@ -136,6 +146,37 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     for line in (f.problem for f in report.findings if f.kind == "cell"):
         LOG.error("%s", line)
     return with_rerun_params(ctx, report)
+
+
+def refused(ctx: RunContext, cell: Cell | None) -> Report | None:
+    """A heal run whose account lacks a privilege it needs here: refused before any write.
+
+    Checked for the API database and the cell's (the global step: the API's only)
+    against the task's declared tables; where privileges cannot be read (SQLite),
+    nothing is refused and a write the server denies is still reported (_denied).
+    """
+    if not ctx.heal or ctx.spec.read_only:
+        return None
+    lacking, grantee = grants.missing(ctx.spec, ctx.engines, cell)
+    if not lacking:
+        return None
+    label = cell.label if cell else GLOBAL
+    shown = ", ".join(lacking[:MAX_SHOWN])
+    if len(lacking) > MAX_SHOWN:
+        shown += f" and {len(lacking) - MAX_SHOWN} more"
+    problem = (
+        f"{label}: heal refused before its first write, nothing written: the database "
+        f"account {grantee} lacks {shown}"
+    )
+    return _failed(ctx, label, problem, fix=_grants_fix(ctx, grantee))
+
+
+def _grants_fix(ctx: RunContext, grantee: str) -> str:
+    command = grants.fix_command(ctx.config.path, ctx.spec.name, ctx.mode, grantee)
+    return (
+        f"run `{command}`, have a database administrator apply its GRANT statements, then "
+        f"rerun {ctx.spec.name} (or run it in audit mode, which needs SELECT only)"
+    )
 
 
 def lock_name(task: str, scope: str) -> str:
@@ -167,8 +208,10 @@ def run_global(ctx: RunContext) -> Report:
     """Run the task's work that belongs to no cell; anything it raises becomes its report."""
     module = MODULES[ctx.spec.name]
     try:
-        with writer_lock(ctx, GLOBAL):
-            report: Report = module.run_global(ctx, ctx.all_cells())
+        report: Report | None = refused(ctx, None)
+        if report is None:
+            with writer_lock(ctx, GLOBAL):
+                report = module.run_global(ctx, ctx.all_cells())
     except Exception as exc:
         report = _contained(ctx, GLOBAL, exc, "API", lambda: ctx.engines.api_url)
         for line in (f.problem for f in report.findings if f.kind == "cell"):
@@ -206,6 +249,12 @@ def _contained(
         return _failed(ctx, label, failure_message(exc), fix=fix)
     if isinstance(exc, SQLAlchemyError) and is_refused_write(exc):
         return _crashed(ctx, label, exc)  # a write in audit mode: ours, and refused
+    if isinstance(exc, SQLAlchemyError) and is_denied(exc):
+        problem = (
+            f"{label}: the database refused a statement for want of a privilege "
+            f"({failure_message(exc)}); its transaction was rolled back"
+        )
+        return _failed(ctx, label, problem, fix=_grants_fix(ctx, "NAME@HOST"))
     if is_transient(exc):
         return _transient_db_fault(ctx, label, exc)
     if isinstance(exc, SQLAlchemyError):

@@ -25,6 +25,7 @@ FLOORS = {
     "tasks": 3,
     "runner": 4,
     "registry": 4,
+    "grants": 4,
     "sweep": 4,
     "glue": 5,
     "cli": 5,

@@ -22,6 +22,8 @@ from nova_audit_ops.clients.read_only import make_read_only
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.settings.errors import ConfigError, DatabaseUnreachableError
 
+Account = tuple[str | None, str | None]  # (user, password); (None, None): the URLs' own
+NO_ACCOUNT: Account = (None, None)
 CONNECT_TIMEOUT = 10
 POOL_RECYCLE = 3600  # seconds; below MariaDB's wait_timeout and most proxies' idle limits
 LOG = logging.getLogger("nova_audit")
@@ -41,6 +43,25 @@ def register_url_secret(url: str) -> None:
         secrets.register(make_url(url).password)
     except (ArgumentError, ValueError):
         secrets.register(url)
+
+
+def with_account(url: str, account: Account) -> str:
+    """The URL with nova-audit's own database account in place of the one it names.
+
+    SQLite has no accounts, and a URL that does not parse is left for make_engine
+    to refuse with its own message.
+    """
+    user, password = account
+    if not user:
+        return url
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return url
+    if parsed.get_backend_name() == "sqlite":
+        return url
+    secrets.register(password)
+    return parsed.set(username=user, password=password).render_as_string(hide_password=False)
 
 
 def _without_missing_plugins(parsed: URL, label: str) -> URL:
@@ -152,7 +173,9 @@ class Engines:
 
     The API engine, and any cell's, may be handed in pre-built (the Airflow glue
     builds them from Airflow connections); their passwords are registered too.
-    With `read_only` (audit runs) every engine's sessions refuse writes.
+    With `read_only` (audit runs) every engine's sessions refuse writes. An
+    `account` replaces the user and password of the API URL and of every URL
+    from cell_mappings; overrides and pre-built engines keep their own.
     """
 
     def __init__(
@@ -163,17 +186,20 @@ class Engines:
         *,
         api_engine: Engine | None = None,
         read_only: bool = False,
+        account: Account = NO_ACCOUNT,
     ) -> None:
         self.template_default = template_default
         self.read_only = read_only
+        self.account = account
+        secrets.register(account[1])
         if template_default:
             register_url_secret(template_default)
         if api_engine is not None:
             self.api = api_engine
             self.api_url = _registered_url(api_engine)
         elif api_url:
-            self.api = make_engine(api_url, "API")
-            self.api_url = api_url
+            self.api_url = with_account(api_url, account)
+            self.api = make_engine(self.api_url, "API")
         else:
             raise ConfigError("no API database: set [api_database] connection in the config file")
         if read_only:
@@ -203,16 +229,17 @@ class Engines:
         return None
 
     def cell_url(self, cell: Cell) -> str:
-        """The cell's URL: an override by uuid or name, else cell_mappings."""
+        """The cell's URL: an override by uuid or name, else cell_mappings (with the account)."""
         key = self._override_key(cell)
-        url = self._overrides[key] if key else None
-        url = url or fill_template(cell, cell.database_connection, self.template_default)
+        if key:
+            return self._overrides[key]
+        url = fill_template(cell, cell.database_connection, self.template_default)
         if not url:
             raise ConfigError(
                 f"cell {cell.label} has no database_connection in cell_mappings: set one with "
                 "`nova-manage cell_v2 update_cell` or override it in [audit.cells]."
             )
-        return url
+        return with_account(url, self.account)
 
     def cell(self, cell: Cell) -> Engine:
         with self._lock:

@@ -13,6 +13,7 @@ from nova_audit_ops.nova.schema import table
 from nova_audit_ops.settings.errors import UnknownCellError
 
 CELL0_UUID = "00000000-0000-0000-0000-000000000000"
+CELL_MAPPINGS = "cell_mappings"  # every run reads it: an account's one common grant
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Cell:
 
 def list_cells(api: Engine) -> list[Cell]:
     """All cells, cell0 first, in id order."""
-    cm = table(api, "cell_mappings")
+    cm = table(api, CELL_MAPPINGS)
     columns = [cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection]
     has_disabled = "disabled" in cm.c
     if has_disabled:

@@ -13,12 +13,16 @@ _metadata: weakref.WeakKeyDictionary[Engine, sa.MetaData] = weakref.WeakKeyDicti
 
 
 def table(engine: Engine, name: str) -> sa.Table:
-    """The reflected table `name` of this engine's database (cached per engine)."""
+    """The reflected table `name` of this engine's database (cached per engine).
+
+    Tables its foreign keys name are not reflected with it: a least-privilege
+    account may read a table without reading the tables it references.
+    """
     with _lock:
         metadata = _metadata.setdefault(engine, sa.MetaData())
         if name in metadata.tables:
             return metadata.tables[name]
-    reflected = sa.Table(name, sa.MetaData(), autoload_with=engine)
+    reflected = sa.Table(name, sa.MetaData(), autoload_with=engine, resolve_fks=False)
     with _lock:
         if name not in metadata.tables:
             reflected.to_metadata(metadata)

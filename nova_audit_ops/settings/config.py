@@ -72,6 +72,19 @@ class AuditConfig:
         """Where the CLI keeps resume markers."""
         return str(self.global_values.get("state_dir") or GLOBAL_KNOBS[0].default)
 
+    @property
+    def database_account(self) -> tuple[str | None, str | None]:
+        """`[audit] database_user` and `database_password`: nova-audit's own account."""
+        user = self.global_values.get("database_user") or None
+        password = self.global_values.get("database_password") or None
+        if password and not user:
+            where = self.path or "the config file"
+            raise ConfigError(
+                f"{where}: [audit] database_password is set without database_user: set "
+                "database_user to the account the password belongs to (docs/security.md)."
+            )
+        return user, password
+
     def require_api_connection(self) -> str:
         if not self.api_connection:
             where = self.path or "the config file"

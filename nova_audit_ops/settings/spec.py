@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from nova_audit_ops.settings.access import DbAccess, ServiceRole
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.validators import (
     check_before,
@@ -146,6 +147,22 @@ GLOBAL_KNOBS: tuple[Knob, ...] = (
         minimum=0,
         maximum=20,
     ),
+    # nova-audit's own database account, used cloud-wide (docs/security.md).
+    Knob(
+        "database_user",
+        "str",
+        None,
+        "Database user replacing the one in [api_database] connection and in every "
+        "cell_mappings URL ([audit.cells] overrides keep theirs); none keeps Nova's.",
+        param=False,
+    ),
+    Knob(
+        "database_password",
+        "str",
+        None,
+        "Password of database_user (masked like every other secret).",
+        param=False,
+    ),
     Knob(
         "db_lock_wait_timeout",
         "int",
@@ -253,6 +270,9 @@ class TaskSpec:
     aliases: tuple[str, ...] = ()  # other CLI names, e.g. `purge`
     read_only: bool = False  # audit is its only mode (checks that repair nothing)
     live_state: bool = False  # judges the present (service liveness): wall clock, not interval
+    api_tables: DbAccess = field(default_factory=DbAccess)  # its tables in the API database
+    cell_tables: DbAccess = field(default_factory=DbAccess)  # ... and in each cell database
+    roles: tuple[ServiceRole, ...] = ()  # Keystone roles on Placement, Nova, Cinder
 
     def all_knobs(self) -> tuple[Knob, ...]:
         common = COMMON_KNOBS

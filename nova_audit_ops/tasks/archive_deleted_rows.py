@@ -10,9 +10,8 @@ copied (a concurrent writer) rolls the batch back, so main + shadow always hold
 the same rows. A primary-key collision in a shadow table is a finding naming
 the table and ids; that parent is left and the run goes on.
 
-The API rows of archived instances (instance_mappings, request_specs,
-instance_group_member) are removed after each batch; their uuids are written
-ahead to the state store so a run killed in between finishes the job next time.
+The API rows of archived instances (API_TABLES) are removed after each batch; their
+uuids are written ahead to the state store so a run killed in between finishes the job.
 """
 
 from __future__ import annotations
@@ -35,9 +34,11 @@ from nova_audit_ops.engine.state import MarkerKind
 from nova_audit_ops.engine.timing import cutoff
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.shadow import SHADOW_ASSET_ALIAS, ShadowPlan, reflect_plan
+from nova_audit_ops.settings.access import ARCHIVE, DELETE, DbAccess
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec, before_knob, retention_knob
 
+API_TABLES = ("request_specs", "instance_group_member", "instance_mappings")
 SPEC = TaskSpec(
     name="archive_deleted_rows",
     family="database",
@@ -49,8 +50,9 @@ SPEC = TaskSpec(
     ),
     defaults={"window": "01:00-05:00", "batch_size": 5000},
     asset_alias=SHADOW_ASSET_ALIAS,
+    api_tables=DbAccess(writes=dict.fromkeys(API_TABLES, (DELETE,))),  # of archived instances
+    cell_tables=DbAccess(reflected=ARCHIVE),
 )
-API_TABLES = ("request_specs", "instance_group_member", "instance_mappings")
 MAX_PARENTS = 5000
 
 

@@ -32,6 +32,7 @@ from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.host_mappings import host_cells
 from nova_audit_ops.nova.schema import table
+from nova_audit_ops.settings.access import INSERT, UPDATE, DbAccess
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
 
@@ -64,6 +65,10 @@ SPEC = TaskSpec(
             rerun=False,
         ),
     ),
+    api_tables=DbAccess(
+        reads=("cell_mappings", "host_mappings"), writes={"host_mappings": (INSERT,)}
+    ),
+    cell_tables=DbAccess(reads=("compute_nodes", "services"), writes={"compute_nodes": (UPDATE,)}),
     defaults={"schedule": "*/10 * * * *", "batch_size": 500},
     skips_cell0=True,  # cell0 holds no compute hosts (nova-manage skips it too)
 )

@@ -36,6 +36,7 @@ from nova_audit_ops.nova import flavors
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.instance_facts import Facts, read_facts
 from nova_audit_ops.nova.schema import table
+from nova_audit_ops.settings.access import DbAccess, placement_role
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
 
@@ -51,6 +52,17 @@ SPEC = TaskSpec(
             "Also find allocations held under the wrong project or user (global step).",
         ),
     ),
+    api_tables=DbAccess(reads=("request_specs",)),
+    cell_tables=DbAccess(
+        reads=(
+            "instances",
+            "compute_nodes",
+            "instance_extra",
+            "block_device_mapping",
+            "instance_system_metadata",
+        )
+    ),
+    roles=(placement_role(),),
     defaults={"schedule": "@hourly", "batch_size": 500},
     skips_cell0=True,
     global_step=True,

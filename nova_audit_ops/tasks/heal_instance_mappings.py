@@ -36,6 +36,7 @@ from nova_audit_ops.nova.instances import MIGRATION_MARKER_PROJECT
 from nova_audit_ops.nova.locate import Whereabouts, locate
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.nova.unknown_cells import lost_mappings
+from nova_audit_ops.settings.access import DELETE, UPDATE, DbAccess
 from nova_audit_ops.settings.errors import DatabaseUnreachableError
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
@@ -54,6 +55,15 @@ SPEC = TaskSpec(
             maximum=30 * 24 * 3600,
         ),
     ),
+    api_tables=DbAccess(
+        reads=("instance_mappings", "build_requests"),
+        writes={
+            "instance_mappings": (UPDATE, DELETE),
+            "instance_group_member": (DELETE,),  # an orphan's API rows go with it
+            "request_specs": (DELETE,),
+        },
+    ),
+    cell_tables=DbAccess(reads=("instances",)),
     defaults={"schedule": "*/10 * * * *", "batch_size": 500},
     global_step=True,
 )

@@ -42,6 +42,7 @@ from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.instance_stop import STOPPABLE_STATES, stop_instances
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.nova.services import ComputeService, compute_services
+from nova_audit_ops.settings.access import INSERT, NOVA, UPDATE, DbAccess, ServiceRole
 from nova_audit_ops.settings.errors import ConfigError, NovaAuditError
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
@@ -84,6 +85,24 @@ SPEC = TaskSpec(
             choices=("error", "stopped"),
         ),
         *RETURNING_KNOBS,
+    ),
+    api_tables=DbAccess(reads=("host_mappings",)),
+    cell_tables=DbAccess(
+        reads=("services", "instances", "migrations"),
+        writes={  # instance_state = stopped only (nova/instance_stop.py)
+            "instances": (UPDATE,),
+            "instance_actions": (INSERT,),
+            "instance_actions_events": (INSERT,),
+        },
+    ),
+    roles=(
+        ServiceRole(
+            NOVA,
+            None,
+            "admin",
+            "audit reads the databases only; forcing a service down (os-services:update) "
+            "and os-resetState (os-admin-actions:reset_state) are admin-only",
+        ),
     ),
     defaults={"schedule": "*/5 * * * *"},
     skips_cell0=True,

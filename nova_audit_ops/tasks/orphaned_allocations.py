@@ -31,6 +31,7 @@ from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.engine.state import MarkerKind
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.schema import table
+from nova_audit_ops.settings.access import DbAccess, placement_role
 from nova_audit_ops.settings.errors import DatabaseUnreachableError
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
@@ -55,6 +56,9 @@ SPEC = TaskSpec(
             maximum=30 * 24 * 3600,
         ),
     ),
+    api_tables=DbAccess(reads=("build_requests",)),
+    cell_tables=DbAccess(reads=("compute_nodes", "instances", "migrations")),
+    roles=(placement_role(),),
     defaults={"schedule": "@hourly", "batch_size": 50},
     skips_cell0=True,
     global_step=True,

@@ -19,6 +19,7 @@ from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Report
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.services import compute_nodes, compute_services
+from nova_audit_ops.settings.access import CINDER_VERSIONS_ONLY, DbAccess, placement_role
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
 from nova_audit_ops.tasks.preflight_checks.apis import cinder_check, placement_check
@@ -58,6 +59,11 @@ SPEC = TaskSpec(
         ),
     ),
     defaults={"schedule": "@hourly"},
+    api_tables=DbAccess(reads=("host_mappings", "instance_mappings")),
+    cell_tables=DbAccess(
+        reads=("alembic_version", "compute_nodes", "services", "instances", "migrations")
+    ),
+    roles=(placement_role(heal=None), CINDER_VERSIONS_ONLY),
     global_step=True,
     read_only=True,
     live_state=True,

@@ -22,6 +22,7 @@ from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.engine.timing import cutoff
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.shadow import SHADOW_ASSET_ALIAS, purgeable
+from nova_audit_ops.settings.access import PURGE, DbAccess
 from nova_audit_ops.settings.spec import TaskSpec, before_knob, retention_knob
 
 SPEC = TaskSpec(
@@ -30,6 +31,7 @@ SPEC = TaskSpec(
     summary="Delete shadow-table rows older than the purge retention, in bounded chunks.",
     knobs=(retention_knob(90, "Purge shadow"), before_knob("Purge shadow")),
     defaults={"batch_size": 5000},
+    cell_tables=DbAccess(reflected=PURGE),
     triggered_by=SHADOW_ASSET_ALIAS,
     aliases=("purge",),
 )

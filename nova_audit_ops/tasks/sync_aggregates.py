@@ -24,6 +24,7 @@ from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.schema import table
+from nova_audit_ops.settings.access import DbAccess, placement_role
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
 
@@ -39,6 +40,9 @@ SPEC = TaskSpec(
             "Also remove providers from Nova aggregates their host is not in (heal mode).",
         ),
     ),
+    api_tables=DbAccess(reads=("aggregates", "aggregate_hosts", "host_mappings")),
+    cell_tables=DbAccess(reads=("compute_nodes",)),
+    roles=(placement_role(),),
     defaults={"schedule": "@hourly"},
     skips_cell0=True,
     global_step=True,

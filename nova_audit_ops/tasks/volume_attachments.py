@@ -39,6 +39,7 @@ from nova_audit_ops.engine.state import MarkerKind
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.nova.unknown_cells import LostMapping
+from nova_audit_ops.settings.access import CINDER, DbAccess, ServiceRole
 from nova_audit_ops.settings.errors import NovaAuditError
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import TaskSpec
@@ -56,6 +57,17 @@ SPEC = TaskSpec(
             "of a deleted server is deleted (heal mode).",
             minimum=0,
             maximum=30 * 24 * 3600,
+        ),
+    ),
+    api_tables=DbAccess(reads=("instance_mappings", "build_requests")),
+    cell_tables=DbAccess(reads=("instances", "block_device_mapping")),
+    roles=(
+        ServiceRole(
+            CINDER,
+            "admin",
+            "admin",
+            "listing every project's attachments (all_tenants) needs an admin context, a "
+            "reader sees its own project's only; deleting them is admin or project member",
         ),
     ),
     defaults={"schedule": "@hourly", "batch_size": 1000},

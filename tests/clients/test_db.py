@@ -77,3 +77,39 @@ def test_devstack_dbcounter_plugin_is_ignored_when_not_installed() -> None:
     assert "plugin" not in engine.url.query
     assert engine.url.query["charset"] == "utf8"
     engine.dispose()
+
+
+def test_the_account_replaces_the_user_of_the_api_and_cell_mappings_urls_only() -> None:
+    """[audit] database_user/password: cell_mappings and the API URL; overrides keep theirs."""
+    api = "mysql+pymysql://nova:nova-api-pw@db/nova_api"
+    cells = [
+        Cell(1, CELL0_UUID, "cell0", database_connection="mysql+pymysql://nova:pw0-abc@h/c0"),
+        Cell(2, "11111111-1111-1111-1111-111111111111", "cell1", database_connection="sqlite://"),
+        Cell(3, "33333333-3333-3333-3333-333333333333", "cell3", database_connection="x"),
+    ]
+    overrides = {"cell3": "mysql+pymysql://own:own-pw-xyz@h3/c3"}
+    engines = Engines(api, overrides, account=("nova_audit", "audit-pw-4242"))
+    try:
+        assert engines.api_url == "mysql+pymysql://nova_audit:audit-pw-4242@db/nova_api"
+        assert engines.cell_url(cells[0]) == "mysql+pymysql://nova_audit:audit-pw-4242@h/c0"
+        assert engines.cell_url(cells[1]) == "sqlite://"  # SQLite has no accounts
+        assert engines.cell_url(cells[2]) == overrides["cell3"]  # a per-cell override wins
+        assert secrets.scrub("audit-pw-4242") == "***"
+        assert "audit-pw-4242" not in mask_url(engines.cell_url(cells[0]))
+    finally:
+        engines.dispose()
+
+
+def test_the_account_fills_templated_cell_urls_too() -> None:
+    cell = Cell(
+        1, CELL0_UUID, "cell0", database_connection="{scheme}://{username}:{password}@{hostname}/c0"
+    )
+    engines = Engines(
+        "mysql+pymysql://nova:p-api-123@db/api",
+        template_default="mysql+pymysql://nova:tmpl-pw-123@dbhost/nova",
+        account=("nova_audit", "audit-pw-4242"),
+    )
+    try:
+        assert engines.cell_url(cell) == "mysql+pymysql://nova_audit:audit-pw-4242@dbhost/c0"
+    finally:
+        engines.dispose()

@@ -384,3 +384,26 @@ def test_cell_operator_resolves_the_hook_through_get_hook() -> None:
     op = Custom(task_id="t", nova_task="discover_hosts", cell={"uuid": CELL1.uuid})
     with pytest.raises(_Resolved):
         op.execute({"params": {}})
+
+
+def test_the_db_account_connection_replaces_the_config_files_account(
+    monkeypatch: pytest.MonkeyPatch, config_file: str
+) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_NOVA_DB_ACCOUNT", raising=False)
+    assert NovaHook(config_file=config_file).load_config().database_account == (None, None)
+    set_conn(
+        monkeypatch,
+        "nova_db_account",
+        {"conn_type": "generic", "login": "nova_audit", "password": "acct-pw-5150"},
+    )
+    cfg = NovaHook(config_file=config_file).load_config()
+    assert cfg.database_account == ("nova_audit", "acct-pw-5150")
+    ctx = runner.open_context("discover_hosts", cfg, {})
+    try:
+        assert ctx.engines.api_url == "mysql+pymysql://nova_audit:acct-pw-5150@127.0.0.1:1/nova_api"
+        assert secrets.scrub(ctx.engines.api_url).count("acct-pw-5150") == 0
+    finally:
+        ctx.engines.dispose()
+    set_conn(monkeypatch, "nova_db_account", {"conn_type": "generic", "password": "x-pw-1"})
+    with pytest.raises(ConfigError, match="has no login"):
+        NovaHook(config_file=config_file).load_config()

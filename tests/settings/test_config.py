@@ -163,3 +163,14 @@ def test_optional_params_are_not_starred_and_every_param_has_a_title() -> None:
                 assert not ui_marks_required(schema), (task, knob.name, schema)
     cells = spec("discover_hosts").knob("cells")
     assert cells.json_schema()["title"] == "Cells" and cells.parse(None, "param") == []
+
+
+def test_database_account_from_the_audit_section(tmp_path: Path) -> None:
+    path = tmp_path / "nova-audit.conf"
+    path.write_text("[audit]\ndatabase_user = nova_audit\ndatabase_password = s3cret-pw\n")
+    assert registry.load_config(str(path)).database_account == ("nova_audit", "s3cret-pw")
+    path.write_text("[audit]\n")
+    assert registry.load_config(str(path)).database_account == (None, None)
+    path.write_text("[audit]\ndatabase_password = s3cret-pw\n")
+    with pytest.raises(ConfigError, match="database_password is set without database_user"):
+        registry.load_config(str(path)).database_account  # noqa: B018

@@ -7,7 +7,11 @@ Sources, first found wins (the CLI reads the config file only):
   (conn_type nova, keystoneauth1 options, see service_options), else the config
   file's [placement], [nova] and [cinder] sections;
 - a cell database: connection `nova_cell_<cell name>` or `nova_cell_<cell uuid>`,
-  else the config file's [audit.cells], else cell_mappings.
+  else the config file's [audit.cells], else cell_mappings;
+- nova-audit's own database account (login, password): connection
+  `nova_db_account`, else the config file's `[audit] database_user` and
+  `database_password`; it replaces the account of the config file's API URL and
+  of every cell_mappings URL (docs/security.md).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from nova_audit_ops.settings.errors import ConfigError
 
 CELL_CONN_PREFIX = "nova_cell_"
 DEFAULT_API_DB_CONN_ID = "nova_api_db"
+DEFAULT_DB_ACCOUNT_CONN_ID = "nova_db_account"
 
 _forwarding_lock = threading.Lock()
 _forwarding = False
@@ -61,12 +66,14 @@ class NovaHook(BaseHook):
         *,
         nova_conn_id: str = default_conn_name,
         api_db_conn_id: str = DEFAULT_API_DB_CONN_ID,
+        db_account_conn_id: str = DEFAULT_DB_ACCOUNT_CONN_ID,
         config_file: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.nova_conn_id = nova_conn_id
         self.api_db_conn_id = api_db_conn_id
+        self.db_account_conn_id = db_account_conn_id
         self.config_file = config_file
 
     @classmethod
@@ -96,8 +103,9 @@ class NovaHook(BaseHook):
             return None
 
     def load_config(self) -> AuditConfig:
-        """The config file, with [placement]/[nova]/[cinder] from `nova_conn_id` if it exists."""
-        config = registry.load_config(self.config_file)
+        """The config file, with [placement]/[nova]/[cinder] from `nova_conn_id` and the
+        database account from `db_account_conn_id`, where they exist."""
+        config = self.with_db_account(registry.load_config(self.config_file))
         conn = self.find_connection(self.nova_conn_id)
         if conn is None:
             return config
@@ -108,6 +116,21 @@ class NovaHook(BaseHook):
             nova=services["nova"],
             cinder=services["cinder"],
         )
+
+    def with_db_account(self, config: AuditConfig) -> AuditConfig:
+        """The config with `[audit] database_user`/`_password` from `db_account_conn_id`."""
+        conn = self.find_connection(self.db_account_conn_id)
+        if conn is None:
+            return config
+        if not conn.login:
+            raise ConfigError(
+                f"connection {self.db_account_conn_id} has no login: set it to nova-audit's "
+                "database user (and its password), or delete the connection"
+            )
+        secrets.register(conn.password)
+        values = {**config.global_values, "database_user": conn.login}
+        values["database_password"] = conn.password or None
+        return dataclasses.replace(config, global_values=values)
 
     def api_engine(self) -> Engine | None:
         """The API database engine of connection `api_db_conn_id` (mysql), if it exists."""
