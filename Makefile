@@ -22,7 +22,7 @@ demo: install tools mariadb rabbitmq postgres-redis
 demo-down: install
 	$(VENV)/bin/python -m testbed.demo down
 
-# Two pytest processes side by side (tests/split_run.py); `pytest` alone runs the same suite.
+# Three pytest processes side by side (tests/split_run.py); `pytest` alone runs the same suite.
 test: install tools mariadb rabbitmq postgres-redis chromium
 	$(VENV)/bin/python -m tests.split_run $(PYTEST_ARGS)
 
