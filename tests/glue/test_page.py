@@ -62,6 +62,20 @@ def test_audit_then_heal_then_one_cell_only() -> None:
     ]  # fmt: skip
 
 
+def test_drift_outside_any_cell_is_cleared_by_a_later_clean_run() -> None:
+    """Findings of the global step carry no checked cell; a later run without them is clean."""
+    unmapped = Finding("aggregate", "agg1", "missing in Placement", "add", Status.WOULD_FIX)
+    audit = _run(30, "audit", ["cell1"], unmapped)
+    heal = _run(20, "heal", ["cell1"], Finding("aggregate", "agg1", "x", "added", Status.FIXED))
+    clean = _run(10, "audit", ["cell1"])
+    assert _results(data.build([audit], SINCE, NOW))[data.GLOBAL_CELL] == data.DRIFT_LEFT
+    assert _results(data.build([audit, heal], SINCE, NOW))[data.GLOBAL_CELL] == data.HEALED
+    page = data.build([clean, heal, audit], SINCE, NOW)
+    assert _results(page) == {"cell1": data.OK, data.GLOBAL_CELL: data.OK}
+    [global_result] = [c for c in page.cells if c.cell == data.GLOBAL_CELL]
+    assert global_result.run == clean and not global_result.open_findings
+
+
 def test_failures_a_cell_not_checked_a_run_without_summary_and_global_findings() -> None:
     report = Report(task="discover_hosts", mode="heal", cells_checked=["cell2"])
     report.cell_failed("cell1", "cell database unreachable", "check cell1's database_connection")

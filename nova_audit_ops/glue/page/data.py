@@ -113,14 +113,32 @@ def build(runs: Iterable[RunRecord], since: dt.datetime, now: dt.datetime) -> Pa
     page = PageData(since=since, now=now)
     ordered = sorted(runs, key=lambda r: (r.when, r.run_id))
     latest: dict[tuple[str, str], CellResult] = {}
+    run_wide: dict[str, set[str]] = {}  # task -> labels of findings outside any checked cell
     for run in ordered:
         page.history.setdefault(run.task, []).append(run)
         page.last_runs[run.task] = run
-        latest.update({(run.task, cell): res for cell, res in cell_results(run).items()})
+        results = cell_results(run)
+        _clear_run_wide(run, results, run_wide.setdefault(run.task, set()))
+        latest.update({(run.task, cell): res for cell, res in results.items()})
     page.cells = [latest[key] for key in sorted(latest)]
     page.history = dict(sorted(page.history.items()))
     page.last_runs = dict(sorted(page.last_runs.items()))
     return page
+
+
+def _clear_run_wide(run: RunRecord, results: dict[str, CellResult], seen: set[str]) -> None:
+    """Labels that are no cell (`global`, the global step's scopes) belong to every run.
+
+    Such a label appears only where a run has findings for it, so a later run
+    without any means it is clean now: without this, drift an earlier run found
+    there would show as left forever. A capped report may have dropped them.
+    """
+    report = run.report
+    if report is None or report.details.get("findings_truncated"):
+        return
+    for label in seen - set(results):
+        results[label] = CellResult(run.task, label, OK, run, [], 0)
+    seen.update(set(results) - set(report.cells_checked) - set(report.cells_failed))
 
 
 def parse_report(value: Any) -> Report | None:
