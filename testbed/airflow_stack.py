@@ -222,29 +222,59 @@ def _postgres(server: str, statement: str) -> None:
         engine.dispose()
 
 
+def _stack_env(home: Path, port: int, metadata_url: str) -> dict[str, str]:
+    """The environment every service of a stack in `home` runs with."""
+    env = airflow_env(home, home / "nova-audit.conf")
+    env.update(
+        {
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+        }
+    )
+    return env
+
+
+def _fresh_database(server: str, database: str) -> None:
+    _postgres(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    _postgres(server, f'CREATE DATABASE "{database}"')
+
+
+def _spawn(stack: AirflowStack, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    """Start one service in a session of its own, its output in home/<name>.log."""
+    port = stack.env["AIRFLOW__API__PORT"]
+    argv = [airflow_bin(), *(a.format(port=port) for a in args)]
+    with open(stack.home / f"{name}.log", "ab") as log:
+        return subprocess.Popen(
+            argv,
+            env={**os.environ, **stack.env},
+            cwd=stack.home,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @contextlib.contextmanager
 def running(home: Path, executor: str = "local") -> Iterator[AirflowStack]:
     """An Airflow with a fresh PostgreSQL metadata DB, stopped and dropped on exit."""
     home.mkdir(parents=True, exist_ok=True)
     port = _free_port()
-    env = airflow_env(home, home / "nova-audit.conf")
+    server, database = _postgres_database(home)
+    env = _stack_env(home, port, f"{server}/{database}")
     env.update(
         {
             "AIRFLOW__CORE__PARALLELISM": "2",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         }
     )
     (home / "passwords.json").write_text(json.dumps({ADMIN: secrets.token_urlsafe(12)}))
     services = list(SERVICES)
-    server, database = _postgres_database(home)
-    _postgres(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    _postgres(server, f'CREATE DATABASE "{database}"')
-    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"{server}/{database}"
+    _fresh_database(server, database)
     if executor == "celery":
         env.update(
             {
@@ -256,23 +286,10 @@ def running(home: Path, executor: str = "local") -> Iterator[AirflowStack]:
         )
         services.append(CELERY_WORKER)
     stack = AirflowStack(home, env, services)
-    full_env = {**os.environ, **env}
     try:
         migrate(env)
         for name, args in services:
-            argv = [airflow_bin(), *(a.format(port=port) for a in args)]
-            with open(home / f"{name}.log", "ab") as log:
-                stack.procs.append(
-                    subprocess.Popen(
-                        argv,
-                        env=full_env,
-                        cwd=home,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
+            stack.procs.append(_spawn(stack, name, args))
         yield stack
     finally:
         stack.stop()
@@ -297,19 +314,8 @@ def prepare(home: Path, settings: dict[str, str] | None = None) -> AirflowStack:
     port = _free_port()
     server, database = _postgres_database(home)
     _write_state(home, {"home": str(home), "port": port, "server": server, "database": database})
-    env = airflow_env(home, home / "nova-audit.conf")
-    env.update(
-        {
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{server}/{database}",
-            **(settings or {}),
-        }
-    )
-    _postgres(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    _postgres(server, f'CREATE DATABASE "{database}"')
+    env = {**_stack_env(home, port, f"{server}/{database}"), **(settings or {})}
+    _fresh_database(server, database)
     migrate(env)
     return AirflowStack(home, env)
 
@@ -321,23 +327,12 @@ def stack_port(stack: AirflowStack) -> int:
 def launch(stack: AirflowStack, only: tuple[str, ...] | None = None) -> None:
     """Start the services of a `prepare`d stack (all not yet started, or those named),
     detached: they outlive this process (own sessions, output in home/<service>.log)."""
-    full_env = {**os.environ, **stack.env}
     state = _read_state(stack.home)
     started, waiting = stack.services[: len(stack.procs)], stack.services[len(stack.procs) :]
     new = [s for s in waiting if only is None or s[0] in only]
     stack.services = started + new + [s for s in waiting if s not in new]  # procs pair in order
     for name, args in new:
-        argv = [airflow_bin(), *(a.format(port=stack_port(stack)) for a in args)]
-        with open(stack.home / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(
-                argv,
-                env=full_env,
-                cwd=stack.home,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        proc = _spawn(stack, name, args)
         stack.procs.append(proc)
         state.setdefault("pids", {})[name] = proc.pid
         state.setdefault("starts", {})[name] = _start_time(proc.pid)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 from typing import Any
 
-from testbed import airflow_stack, nova_api, placement
+from testbed import airflow_stack, nova_api, services
 from testbed import cinder as cinder_bed
 from testbed.airflow_env import REPO
 from testbed.bed import down
@@ -33,39 +32,11 @@ def record(**entries: Any) -> None:
 
 
 def record_nova(api: nova_api.NovaAPI) -> None:
-    record(nova_api={"pid": api.pid, "marker": api.marker})
+    record(nova_api=services.nova_record(api))
 
 
 def record_cinder(cinder: cinder_bed.Cinder) -> None:
-    record(
-        cinder={
-            "api_pid": cinder.api_pid,
-            "volume_pid": cinder.volume_pid,
-            "marker": cinder.marker,
-            "dir": cinder.dir,
-        }
-    )
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _stop_services(state: dict[str, Any]) -> list[str]:
-    """nova-api and Cinder, each checked by its command line so a recycled pid is spared."""
-    stopped = []
-    if (api := state.get("nova_api")) and placement.stop(api["pid"], api["marker"]):
-        stopped.append(f"nova-api pid {api['pid']}")
-    if cinder := state.get("cinder"):
-        if placement.stop(cinder["api_pid"], cinder["marker"]):  # gunicorn names it by marker
-            stopped.append(f"cinder-api pid {cinder['api_pid']}")
-        volume = cinder["volume_pid"]
-        if cinder["dir"] in _cmdline(volume) and placement.stop(volume, ""):
-            stopped.append(f"cinder-volume pid {volume}")
-    return stopped
+    record(cinder=services.cinder_record(cinder))
 
 
 def teardown() -> list[str]:
@@ -73,7 +44,7 @@ def teardown() -> list[str]:
     databases and remove .demo/. Idempotent; returns what it stopped."""
     state = json.loads(STATE.read_text()) if STATE.exists() else {}
     stopped = airflow_stack.stop_recorded(AIRFLOW_HOME) if AIRFLOW_HOME.exists() else []
-    stopped += _stop_services(state)
+    stopped += services.stop_recorded(state)
     if BED_DIR.exists():
         stopped += [item for item in down(BED_DIR) if not item.startswith("/")]  # not files
     shutil.rmtree(DEMO_DIR, ignore_errors=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +14,6 @@ from testbed import nova_api
 from tests import support
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-def api(nova_bed: Any) -> Iterator[nova_api.NovaAPI]:
-    started = nova_api.start(nova_bed)
-    try:
-        yield started
-    finally:
-        nova_api.stop(started)
-
-
-@pytest.fixture
-def config(nova_bed: Any, api: nova_api.NovaAPI, tmp_path: Path) -> str:
-    return support.config_with(nova_bed, tmp_path, nova=nova_api.config_section(api))
 
 
 def compute_hosts(bed: Any, cell: str = "cell1") -> list[str]:
