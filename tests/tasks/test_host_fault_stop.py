@@ -14,9 +14,8 @@ from nova_audit_ops.settings.errors import ConfigError
 from testbed import nova_api
 from testbed.db_faults import Rows, Target, inject, lock_wait_knobs
 from tests import support
-from tests.tasks.test_host_fault import api, compute_hosts, config, run, service, silence
+from tests.tasks.test_host_fault import compute_hosts, run, service, silence
 
-__all__ = ["api", "config"]  # fixtures, used by name
 pytestmark = pytest.mark.timeout(300)
 REQUEST_ID = re.compile(r"^req-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
 
