@@ -29,9 +29,10 @@ from nova_audit_ops.clients.db_retry import (
     error_code,
     is_transient,
 )
-from nova_audit_ops.clients.locks import named_lock
+from nova_audit_ops.clients.locks import named_lock, named_locks
 from nova_audit_ops.clients.privileges import is_denied
 from nova_audit_ops.clients.read_only import is_refused_write
+from nova_audit_ops.engine.batches import MAX_RANGES_PER_CELL
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.fixes import with_rerun_params
 from nova_audit_ops.engine.report import Report, merge
@@ -132,23 +133,38 @@ def skip_reason(task_spec: TaskSpec, cell_uuid: str | None) -> str | None:
 
 
 def run_cell(ctx: RunContext, cell: Cell) -> Report:
-    """Run the task for one cell; anything the cell raises becomes its report."""
+    """Run the task for one cell (or the id range `ctx.id_range` of it); anything the
+    cell raises becomes its report.
+
+    A batch's failure names its range but fails its cell; its resume marker is
+    reported under the batch's label, so the markers of a cell's batches are all kept.
+    """
     module = MODULES[ctx.spec.name]
+    where = batch_label(cell.label, ctx)
     try:
-        report: Report | None = refused(ctx, cell)
+        report: Report | None = refused(ctx, cell, where)
         if report is None:
             with writer_lock(ctx, cell.uuid):
                 report = module.run_cell(ctx, cell)
     except Exception as exc:
-        report = _contained(
-            ctx, cell.label, exc, f"cell {cell.label}", lambda: ctx.engines.cell_url(cell)
-        )
+        report = _contained(ctx, where, exc, f"cell {where}", lambda: ctx.engines.cell_url(cell))
+    if where != cell.label:
+        report.cells_failed = [cell.label if c == where else c for c in report.cells_failed]
+        if cell.label in report.markers:
+            report.markers[where] = report.markers.pop(cell.label)
     for line in (f.problem for f in report.findings if f.kind == "cell"):
         LOG.error("%s", line)
     return with_rerun_params(ctx, report)
 
 
-def refused(ctx: RunContext, cell: Cell | None) -> Report | None:
+def batch_label(cell_label: str, ctx: RunContext) -> str:
+    """The cell's label, with the id range when the run covers one batch of it."""
+    if ctx.id_range is None or not ctx.batched:
+        return cell_label
+    return f"{cell_label} {ctx.id_range.label}"
+
+
+def refused(ctx: RunContext, cell: Cell | None, where: str | None = None) -> Report | None:
     """A heal run whose account lacks a privilege it needs here: refused before any write.
 
     Checked for the API database and the cell's (the global step: the API's only)
@@ -160,7 +176,7 @@ def refused(ctx: RunContext, cell: Cell | None) -> Report | None:
     lacking, grantee = grants.missing(ctx.spec, ctx.engines, cell)
     if not lacking:
         return None
-    label = cell.label if cell else GLOBAL
+    label = where or (cell.label if cell else GLOBAL)
     shown = ", ".join(lacking[:MAX_SHOWN])
     if len(lacking) > MAX_SHOWN:
         shown += f" and {len(lacking) - MAX_SHOWN} more"
@@ -189,13 +205,41 @@ def lock_wait(ctx: RunContext) -> float:
     return float(ctx.config.global_values.get(TASK_LOCK_WAIT.name, TASK_LOCK_WAIT.default))
 
 
+def slot_lock_name(task: str, scope: str, slot: int) -> str:
+    """One of the MAX_RANGES_PER_CELL lock slots of a splittable task's cell."""
+    return f"{lock_name(task, scope)}.s{slot}"
+
+
+def writer_locks(ctx: RunContext, scope: str) -> list[str]:
+    """The named locks a writer of `scope` takes.
+
+    Tasks whose cells can be split: a batch takes its range's slot only, so the
+    batches of one run write in parallel while a second run of the same range
+    waits; a whole-cell writer takes the cell's lock and every slot, so it
+    excludes every batch and every other whole-cell writer. Other tasks (and
+    global steps): the one lock of the task and scope.
+    """
+    name = ctx.spec.name
+    if ctx.spec.ranges is None or scope == GLOBAL:
+        return [lock_name(name, scope)]
+    if ctx.batched:
+        return [slot_lock_name(name, scope, ctx.batch_slot % MAX_RANGES_PER_CELL)]
+    slots = [slot_lock_name(name, scope, slot) for slot in range(MAX_RANGES_PER_CELL)]
+    return [lock_name(name, scope), *slots]
+
+
 @contextlib.contextmanager
 def writer_lock(ctx: RunContext, scope: str) -> Iterator[None]:
-    """Hold the task's lock for `scope` when this run may write; audit runs take none."""
+    """Hold the task's lock(s) for `scope` when this run may write; audit runs take none."""
     if not ctx.heal or ctx.spec.read_only:
         yield
         return
-    with named_lock(ctx.engines.api, lock_name(ctx.spec.name, scope), lock_wait(ctx)):
+    names = writer_locks(ctx, scope)
+    if len(names) == 1:
+        with named_lock(ctx.engines.api, names[0], lock_wait(ctx)):
+            yield
+        return
+    with named_locks(ctx.engines.api, names, lock_wait(ctx)):
         yield
 
 

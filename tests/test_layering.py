@@ -27,6 +27,7 @@ FLOORS = {
     "registry": 4,
     "grants": 4,
     "sweep": 4,
+    "fanout": 4,
     "glue": 5,
     "cli": 5,
 }

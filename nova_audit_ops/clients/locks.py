@@ -12,7 +12,7 @@ import fcntl
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -52,6 +52,39 @@ def named_lock(engine: Engine, name: str, timeout: float) -> Iterator[None]:
                 conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": key})
             else:
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _pg_key(full)})
+            conn.commit()
+
+
+@contextlib.contextmanager
+def named_locks(engine: Engine, names: Sequence[str], timeout: float) -> Iterator[None]:
+    """Hold every lock of `names` (taken in order, within `timeout` in all) or none.
+
+    On MySQL/MariaDB one connection holds them all (GET_LOCK allows several per
+    session), so a writer that excludes many slots costs one pooled connection.
+    """
+    if engine.url.get_backend_name() != "mysql":
+        with contextlib.ExitStack() as stack:
+            end = time.monotonic() + timeout
+            for name in names:
+                stack.enter_context(named_lock(engine, name, max(0.0, end - time.monotonic())))
+            yield
+        return
+    keys = [mysql_lock_name(LOCK_PREFIX + name) for name in names]
+    end = time.monotonic() + timeout
+    with engine.connect() as conn:
+        held: list[str] = []
+        try:
+            for name, key in zip(names, keys, strict=True):
+                wait = max(0.0, end - time.monotonic())
+                got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"), {"n": key, "t": wait})
+                if got.scalar() != 1:
+                    raise _busy(LOCK_PREFIX + name, timeout, _mysql_holder(conn, key))
+                held.append(key)
+            conn.commit()
+            yield
+        finally:
+            for key in reversed(held):
+                conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": key})
             conn.commit()
 
 

@@ -13,6 +13,7 @@ from nova_audit_ops.clients.db import Engines
 from nova_audit_ops.clients.db_retry import DbRetryPolicy, policy_from
 from nova_audit_ops.clients.placement import PlacementClient
 from nova_audit_ops.clients.retry import RetryPolicy
+from nova_audit_ops.engine.ranges import IdRange
 from nova_audit_ops.engine.report import Report
 from nova_audit_ops.engine.state import MarkerKind, MemoryStateStore, StateStore, marker_key
 from nova_audit_ops.engine.timing import Deadline
@@ -68,6 +69,10 @@ class RunContext:
     reference_time: dt.datetime
     state: StateStore = field(default_factory=MemoryStateStore)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("nova_audit"))
+    # One batch of a split cell (fan-out): the ids its walk covers and its lock slot.
+    # None (or the whole range) is a whole-cell run, with today's markers and lock.
+    id_range: IdRange | None = None
+    batch_slot: int = 0
     _cells: list[Cell] | None = field(default=None, init=False, repr=False)
     _placement: PlacementClient | None = field(default=None, init=False, repr=False)
     _compute: ComputeClient | None = field(default=None, init=False, repr=False)
@@ -130,6 +135,27 @@ class RunContext:
         time this run has left ([audit] db_retries, db_lock_wait_timeout)."""
         return policy_from(self.config.global_values, self.deadline.remaining())
 
+    @property
+    def batched(self) -> bool:
+        """True when this run covers one id range of a split cell, not the whole cell."""
+        return self.id_range is not None and not self.id_range.whole
+
+    @property
+    def range_lo(self) -> int:
+        """The id after which this run's walk starts at the earliest (0: the beginning)."""
+        return self.id_range.lo if self.id_range is not None else 0
+
+    @property
+    def range_hi(self) -> int | None:
+        """The last id this run's walk covers (None: no upper end)."""
+        return self.id_range.hi if self.id_range is not None else None
+
+    def scoped(self, scope: str) -> str:
+        """The marker scope of `scope` in this run: a batch keeps its own markers."""
+        if self.id_range is None or self.id_range.whole:
+            return scope
+        return scope + self.id_range.scope_suffix
+
     def must_stop(self, batches_done: int) -> bool:
         """True when the deadline passed or the per-cell batch limit is reached."""
         limit = int(self.options.get("max_batches") or 0)
@@ -139,10 +165,10 @@ class RunContext:
         self, scope: str, kind: MarkerKind = MarkerKind.RESUME
     ) -> dict[str, Any] | None:
         """This task's marker of `kind` for `scope` (a cell uuid or "global"), if any."""
-        return self.state.get(marker_key(self.spec.name, scope, kind))
+        return self.state.get(marker_key(self.spec.name, self.scoped(scope), kind))
 
     def save_marker(
         self, scope: str, marker: dict[str, Any] | None, kind: MarkerKind = MarkerKind.RESUME
     ) -> None:
         """Keep this task's marker of `kind` for `scope`; None removes it."""
-        self.state.put(marker_key(self.spec.name, scope, kind), marker)
+        self.state.put(marker_key(self.spec.name, self.scoped(scope), kind), marker)

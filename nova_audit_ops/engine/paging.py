@@ -34,13 +34,23 @@ class Page(Generic[T]):
 
 
 def keyset_pages(
-    engine: Engine, select_after: Callable[[int], sa.Select], size: int, start: int
+    engine: Engine,
+    select_after: Callable[[int], sa.Select],
+    size: int,
+    start: int,
+    upto: int | None = None,
 ) -> Iterator[Page[Row]]:
-    """Pages of `select_after(last)` (which orders by id), each up to `size` rows."""
+    """Pages of `select_after(last)` (which orders by its `id` column), each up to `size` rows.
+
+    `upto` ends the walk at that id (inclusive): one range of a split cell.
+    """
     last = start
     while True:
+        query = select_after(last)
+        if upto is not None:
+            query = query.where(query.selected_columns.id <= upto)
         with engine.connect() as conn:
-            rows = list(conn.execute(select_after(last).limit(size)))
+            rows = list(conn.execute(query.limit(size)))
         if not rows:
             return
         last = int(rows[-1].id)
@@ -50,8 +60,8 @@ def keyset_pages(
 
 
 def resume_point(ctx: RunContext, key: str) -> int:
-    """The id after which this run starts: the saved marker, or 0."""
-    return int((ctx.load_marker(key) or {}).get("last_id", 0))
+    """The id after which this run starts: the saved marker, or its range's start (0)."""
+    return max(int((ctx.load_marker(key) or {}).get("last_id", 0)), ctx.range_lo)
 
 
 def sorted_pages(

@@ -75,6 +75,18 @@ MAX_BATCHES = Knob(
     rerun=False,
 )
 COMMON_KNOBS: tuple[Knob, ...] = (MODE, CELLS, BATCH_SIZE, MAX_BATCHES, TIME_BUDGET)
+# Only on tasks with range support (TaskSpec.ranges): where a DAG splits a big cell.
+FANOUT_INSTANCES = Knob(
+    "fanout_instances",
+    "int",
+    50_000,
+    "DAG runs split a cell with more rows than this into id ranges, one task each "
+    "(0 = never split; a plan beyond 64 ranges per cell uses bigger ranges). "
+    "The CLI walks each cell whole, which gives the same result.",
+    minimum=0,
+    maximum=100_000_000,
+    rerun=False,
+)
 
 # One writer per task and cell: the runner's named lock ([audit] only, never a param,
 # so no DAG's params change). A second run waits this long, then reports the holder.
@@ -255,6 +267,21 @@ SCHEDULE_KNOBS: tuple[Knob, ...] = (
 
 
 @dataclass(frozen=True)
+class RangeSupport:
+    """The table whose `id` a task's per-cell walk can be split on, and how it is filtered.
+
+    `database` is "cell" (the cell's own database) or "api" (then `cell_column`
+    names the column that holds the cell's id); `live_only` plans on undeleted
+    rows, as the task's own select reads them.
+    """
+
+    table: str
+    database: str = "cell"
+    cell_column: str | None = None
+    live_only: bool = False
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """A maintenance task as the config, the CLI and the DAG factory see it."""
 
@@ -273,11 +300,14 @@ class TaskSpec:
     api_tables: DbAccess = field(default_factory=DbAccess)  # its tables in the API database
     cell_tables: DbAccess = field(default_factory=DbAccess)  # ... and in each cell database
     roles: tuple[ServiceRole, ...] = ()  # Keystone roles on Placement, Nova, Cinder
+    ranges: RangeSupport | None = None  # its cells can be split into id ranges (fan-out)
 
     def all_knobs(self) -> tuple[Knob, ...]:
         common = COMMON_KNOBS
         if self.read_only:
             common = tuple(AUDIT_ONLY if k is MODE else k for k in COMMON_KNOBS)
+        if self.ranges is not None:
+            common = (*common, FANOUT_INSTANCES)
         return common + SCHEDULE_KNOBS + self.knobs
 
     def param_knobs(self) -> tuple[Knob, ...]:

@@ -38,7 +38,7 @@ from nova_audit_ops.nova.instance_facts import Facts, read_facts
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.settings.access import DbAccess, placement_role
 from nova_audit_ops.settings.knobs import Knob
-from nova_audit_ops.settings.spec import TaskSpec
+from nova_audit_ops.settings.spec import RangeSupport, TaskSpec
 
 SPEC = TaskSpec(
     name="heal_allocations",
@@ -66,6 +66,7 @@ SPEC = TaskSpec(
     defaults={"schedule": "@hourly", "batch_size": 500},
     skips_cell0=True,
     global_step=True,
+    ranges=RangeSupport("instances", live_only=True),
 )
 NOVA_FIX = "nova-manage placement heal_allocations --instance {uuid}"
 # States in which an instance rightly has no host: offloaded, nothing to allocate.
@@ -94,6 +95,7 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
         lambda last: _instances_after(engine, last),
         ctx.options["batch_size"],
         resume_point(ctx, cell.uuid),
+        ctx.range_hi,
     )
     walk(
         ctx,

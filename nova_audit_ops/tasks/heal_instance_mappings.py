@@ -39,7 +39,7 @@ from nova_audit_ops.nova.unknown_cells import lost_mappings
 from nova_audit_ops.settings.access import DELETE, UPDATE, DbAccess
 from nova_audit_ops.settings.errors import DatabaseUnreachableError
 from nova_audit_ops.settings.knobs import Knob
-from nova_audit_ops.settings.spec import TaskSpec
+from nova_audit_ops.settings.spec import RangeSupport, TaskSpec
 
 SPEC = TaskSpec(
     name="heal_instance_mappings",
@@ -66,6 +66,8 @@ SPEC = TaskSpec(
     cell_tables=DbAccess(reads=("instances",)),
     defaults={"schedule": "*/10 * * * *", "batch_size": 500},
     global_step=True,
+    # a cell's walk reads the mappings that point at it, in the API database
+    ranges=RangeSupport("instance_mappings", database="api", cell_column="cell_id"),
 )
 GLOBAL_MARKER = "unassigned"
 FIX = "nova-audit run heal_instance_mappings --mode heal"
@@ -136,6 +138,7 @@ def _walk(ctx: RunContext, cells: Sequence[Cell], cell: Cell | None, report: Rep
         lambda last: _candidates(ctx, cell).where(im.c.id > last).order_by(im.c.id),
         ctx.options["batch_size"],
         resume_point(ctx, key),
+        ctx.range_hi if cell is not None else None,
     )
     walk(
         ctx,

@@ -35,7 +35,7 @@ from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.instances import is_queued_for_delete
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.settings.access import INSERT, DbAccess
-from nova_audit_ops.settings.spec import TaskSpec
+from nova_audit_ops.settings.spec import RangeSupport, TaskSpec
 
 SPEC = TaskSpec(
     name="map_instances",
@@ -44,6 +44,7 @@ SPEC = TaskSpec(
     api_tables=DbAccess(reads=("instance_mappings",), writes={"instance_mappings": (INSERT,)}),
     cell_tables=DbAccess(reads=("instances",)),
     defaults={"schedule": "@daily", "batch_size": 1000},
+    ranges=RangeSupport("instances"),  # deleted rows too, as the walk maps them
 )
 
 
@@ -56,7 +57,11 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     if start:
         report.details[f"resumed_after_{cell.label}"] = start
     pages = keyset_pages(
-        engine, lambda last: _instances_after(engine, last), ctx.options["batch_size"], start
+        engine,
+        lambda last: _instances_after(engine, last),
+        ctx.options["batch_size"],
+        start,
+        ctx.range_hi,
     )
     walk(ctx, report, cell.uuid, cell.label, pages, lambda p: _map_batch(ctx, cell, p.rows, report))
     return report
