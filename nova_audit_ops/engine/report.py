@@ -197,7 +197,7 @@ class Report:
 
 
 def merge(task: str, mode: str, reports: Iterable[Report]) -> Report:
-    """Combine per-cell reports into one; the worst code wins by construction."""
+    """Combine per-cell (or per-batch) reports into one; the worst code wins by construction."""
     merged = Report(task=task, mode=mode)
     for report in reports:
         merged.findings.extend(report.findings)
@@ -205,8 +205,11 @@ def merge(task: str, mode: str, reports: Iterable[Report]) -> Report:
         merged.more_work = merged.more_work or report.more_work
         merged.code_floor = max(merged.code_floor, report.code_floor)
         merged.markers.update(report.markers)
-        merged.cells_checked.extend(report.cells_checked)
-        merged.cells_failed.extend(report.cells_failed)
+        # the batches of a split cell each name it: once in the merged report
+        merged.cells_checked.extend(
+            c for c in report.cells_checked if c not in merged.cells_checked
+        )
+        merged.cells_failed.extend(c for c in report.cells_failed if c not in merged.cells_failed)
         for key, value in report.details.items():
             _merge_detail(merged.details, key, value)
     return merged
