@@ -1,5 +1,8 @@
 """Build the DAG of one nova-audit task: list_cells → run_cell[cell] (→ global) → summary.
 
+Tasks whose cells can be split: list_cells → plan_batches → run_cell[unit] (→ global)
+→ summary, a unit being a whole cell or one id range of a big one.
+
 DAG files call build_dag() and nothing else. The schedule and the params'
 defaults come from the config file named by $NOVA_AUDIT_CONFIG, read once at
 parse time (a small local file; no database or network I/O). A missing file
@@ -17,9 +20,11 @@ from nova_audit_ops import registry
 from nova_audit_ops.glue.alerts import DriftAlert, bind, load_notifier
 from nova_audit_ops.glue.operators import (
     AnnounceOperator,
+    BatchTaskOperator,
     CellTaskOperator,
     GlobalStepOperator,
     ListCellsOperator,
+    PlanBatchesOperator,
     SummaryOperator,
 )
 from nova_audit_ops.glue.timetables import MaintenanceWindowTimetable
@@ -27,6 +32,7 @@ from nova_audit_ops.registry import spec
 from nova_audit_ops.settings.spec import TaskSpec
 
 DAG_PREFIX = "nova_audit_"
+PLAN_TASK = "plan_batches"
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 PRESETS = {
     "@hourly": "0 * * * *",
@@ -81,6 +87,24 @@ def callbacks(task: str, settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def cell_tasks(task: str, task_spec: TaskSpec, cells: ListCellsOperator) -> Any:
+    """run_cell mapped over the cells, or (tasks whose cells can be split) over the units
+    plan_batches makes of them: a whole cell keeps its name, a batch reads "cell1 ids 1-500"."""
+    if task_spec.ranges is None:
+        return CellTaskOperator.partial(
+            task_id="run_cell",
+            nova_task=task,
+            map_index_template="{{ task.cell['name'] or task.cell['uuid'] }}",
+        ).expand(cell=cells.output)
+    plan = PlanBatchesOperator(task_id=PLAN_TASK, nova_task=task, cells_task_id="list_cells")
+    cells >> plan
+    return BatchTaskOperator.partial(
+        task_id="run_cell",
+        nova_task=task,
+        map_index_template="{{ task.unit['label'] }}",
+    ).expand(unit=plan.output)
+
+
 def build_dag(task: str, doc_md: str | None = None) -> DAG | None:
     """The DAG `nova_audit_<task>`, wired from the task's spec and the config file.
 
@@ -108,11 +132,7 @@ def build_dag(task: str, doc_md: str | None = None) -> DAG | None:
         **callbacks(task, settings),
     ) as dag:
         cells = ListCellsOperator(task_id="list_cells", nova_task=task)
-        per_cell = CellTaskOperator.partial(
-            task_id="run_cell",
-            nova_task=task,
-            map_index_template="{{ task.cell['name'] or task.cell['uuid'] }}",
-        ).expand(cell=cells.output)
+        per_cell = cell_tasks(task, task_spec, cells)
         report_tasks = ["run_cell"]
         upstream: list[Any] = [per_cell]
         if task_spec.global_step:
@@ -125,6 +145,7 @@ def build_dag(task: str, doc_md: str | None = None) -> DAG | None:
             nova_task=task,
             cells_task_id="list_cells",
             report_task_ids=report_tasks,
+            plan_task_id=PLAN_TASK if task_spec.ranges else None,
         )
         upstream >> summary
         if task_spec.asset_alias:

@@ -16,6 +16,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from nova_audit_ops import runner
 from nova_audit_ops.clients import secrets
 from nova_audit_ops.engine import render
+from nova_audit_ops.engine.context import RunContext
+from nova_audit_ops.engine.report import Report
 from nova_audit_ops.glue import runtime
 from nova_audit_ops.glue.operators.base import NovaTaskOperator
 from nova_audit_ops.glue.xcom import push_report
@@ -69,15 +71,29 @@ class CellTaskOperator(NovaTaskOperator):
             override = hook.cell_override(cell.uuid, cell.name)
             if override:
                 ctx.engines.override(cell.uuid, override)
+            self.prepare(ctx)
             report = runner.run_cell(ctx, cell)
         finally:
             ctx.engines.dispose()
+        self.finish(report, cell)
         push_report(context, report)
-        title = f"{ctx.spec.name} ({ctx.mode} mode), cell {cell.label}"
+        title = f"{ctx.spec.name} ({ctx.mode} mode), cell {self.where(cell)}"
         self.log.info("%s", render.table(report, title=title))
         if report.cells_failed:
             problems = "; ".join(f.problem for f in report.findings if f.kind == "cell")
-            raise AirflowException(f"cell {cell.label} not checked: {secrets.scrub(problems)}")
+            raise AirflowException(
+                f"cell {self.where(cell)} not checked: {secrets.scrub(problems)}"
+            )
+
+    def prepare(self, ctx: RunContext) -> None:
+        """Narrow the run before it starts (a batch: its id range); a cell runs whole."""
+
+    def finish(self, report: Report, cell: Cell) -> None:
+        """Mark the report before it is pushed (a batch: which one reported)."""
+
+    def where(self, cell: Cell) -> str:
+        """What this task instance covers, as its log and its failure name it."""
+        return cell.label
 
     def _find_cell(self, cells: Sequence[Cell]) -> Cell:
         for cell in cells:

@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from nova_audit_ops.engine import render
 from nova_audit_ops.engine.report import Code, Report, merge
 from nova_audit_ops.glue.metrics import emit_safely
+from nova_audit_ops.glue.operators.batch import BATCHES_DETAIL
 from nova_audit_ops.glue.runtime import run_params
 from nova_audit_ops.glue.xcom import REPORT_KEY, xcom_report
 from nova_audit_ops.registry import spec
@@ -32,6 +33,7 @@ class SummaryOperator(BaseOperator):
         nova_task: str,
         cells_task_id: str,
         report_task_ids: Sequence[str],
+        plan_task_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trigger_rule", TriggerRule.ALL_DONE)
@@ -39,6 +41,7 @@ class SummaryOperator(BaseOperator):
         self.nova_task = nova_task
         self.cells_task_id = cells_task_id
         self.report_task_ids = list(report_task_ids)
+        self.plan_task_id = plan_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
@@ -53,6 +56,8 @@ class SummaryOperator(BaseOperator):
         reports = [Report.from_dict(data) for data in pulled if data]
         merged = merge(self.nova_task, reports[0].mode if reports else mode, reports)
         self._mark_missing_cells(merged, cells)
+        if self.plan_task_id:
+            mark_missing_batches(merged, ti.xcom_pull(task_ids=self.plan_task_id) or [])
         emit_safely(self.nova_task, reports, merged)
         self.log.info("%s", render.table(merged))  # its first line names the task and mode
         data = xcom_report(merged)
@@ -79,3 +84,22 @@ class SummaryOperator(BaseOperator):
                     "no report: the cell's task did not finish",
                     fix=f"read that task's log, then rerun {spec(self.nova_task).name}",
                 )
+
+
+def mark_missing_batches(report: Report, units: list[dict[str, Any]]) -> None:
+    """A batch of a split cell that produced no report fails its cell, naming the range.
+
+    (A batch that reported a failure already failed its cell in its own report.)
+    """
+    done = report.details.get(BATCHES_DETAIL) or {}
+    for unit in units:
+        if not unit.get("range") or unit["label"] in done:
+            continue
+        cell = str(unit["cell"].get("name") or unit["cell"].get("uuid"))
+        if cell in report.cells_failed:
+            continue
+        report.cell_failed(
+            cell,
+            f"{unit['label']}: no report, the batch's task did not finish",
+            fix="read that task's log, then rerun the DAG (each batch resumes on its own)",
+        )
