@@ -10,6 +10,7 @@ nova-audit, counted in `details["crashes"]` so that the CLI exits 255.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import traceback
@@ -35,7 +36,7 @@ from nova_audit_ops.clients.read_only import is_refused_write
 from nova_audit_ops.engine.batches import MAX_RANGES_PER_CELL
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.fixes import with_rerun_params
-from nova_audit_ops.engine.report import Report, merge
+from nova_audit_ops.engine.report import Finding, Report, merge
 from nova_audit_ops.engine.state import FileStateStore, StateStore
 from nova_audit_ops.engine.timing import Deadline
 from nova_audit_ops.nova.cells import CELL0_UUID, Cell, select_cells
@@ -150,11 +151,19 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
         report = _contained(ctx, where, exc, f"cell {where}", lambda: ctx.engines.cell_url(cell))
     if where != cell.label:
         report.cells_failed = [cell.label if c == where else c for c in report.cells_failed]
+        report.findings = [_naming(f, where) for f in report.findings]
         if cell.label in report.markers:
             report.markers[where] = report.markers.pop(cell.label)
     for line in (f.problem for f in report.findings if f.kind == "cell"):
         LOG.error("%s", line)
     return with_rerun_params(ctx, report)
+
+
+def _naming(finding: Finding, where: str) -> Finding:
+    """A cell failure of a batch, its problem starting with the batch's range."""
+    if finding.kind != "cell" or finding.problem.startswith(where):
+        return finding
+    return dataclasses.replace(finding, problem=f"{where}: {finding.problem}")
 
 
 def batch_label(cell_label: str, ctx: RunContext) -> str:

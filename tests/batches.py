@@ -19,9 +19,17 @@ def plan(bed: Any, task: str, state: StateStore, **params: Any) -> list[dict[str
         ctx.engines.dispose()
 
 
-def run_unit(bed: Any, task: str, unit: dict[str, Any], state: StateStore, **params: Any) -> Report:
+def run_unit(
+    bed: Any,
+    task: str,
+    unit: dict[str, Any],
+    state: StateStore,
+    config_path: str | None = None,
+    **params: Any,
+) -> Report:
     """One mapped run_cell task: a fresh context for one cell or one range of it."""
-    ctx = runner.open_context(task, registry.load_config(bed.config_path), params, state=state)
+    config = registry.load_config(config_path or bed.config_path)
+    ctx = runner.open_context(task, config, params, state=state)
     try:
         cell = next(c for c in ctx.all_cells() if c.uuid == unit["cell"]["uuid"])
         ctx.id_range = IdRange.from_dict(unit["range"]) if unit["range"] else None

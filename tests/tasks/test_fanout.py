@@ -152,3 +152,59 @@ def test_heal_allocations_batches_add_up_and_touch_only_their_range(
     )
     assert healed.code == Code.OK and healed.counts.fixed == len(missing - inside)
     assert support.run(bed, "heal_allocations", mode="audit").counts.drifted == 0
+
+
+def test_a_failed_batch_fails_its_cell_and_names_its_range(nova_bed: Any, tmp_path: Any) -> None:
+    from nova_audit_ops import registry, runner
+    from nova_audit_ops.clients.locks import named_lock
+    from nova_audit_ops.engine.report import merge
+
+    testbed.drift(nova_bed, "unmapped_instances", 20)
+    config = support.config_with(nova_bed, tmp_path, audit={"task_lock_wait": "0"})
+    state = MemoryStateStore()
+    units = split(plan(nova_bed, "map_instances", state, fanout_instances=FANOUT), "cell1")
+    busy = units[2]
+    cell_uuid = busy["cell"]["uuid"]
+    ctx = runner.open_context("map_instances", registry.load_config(config), {"mode": "heal"})
+    slot = runner.slot_lock_name("map_instances", cell_uuid, busy["slot"])
+    try:
+        with named_lock(ctx.engines.api, slot, 0):  # another run of that range, in progress
+            reports = [
+                run_unit(nova_bed, "map_instances", u, state, mode="heal", config_path=config)
+                for u in units
+            ]
+    finally:
+        ctx.engines.dispose()
+    merged = merge("map_instances", "heal", reports)
+    assert merged.code == Code.FAILURE and merged.cells_failed == ["cell1"]
+    [failure] = [f for f in merged.findings if f.kind == "cell"]
+    assert failure.object_id == busy["label"] and busy["label"] in failure.problem
+    assert "held by another run" in failure.problem
+    fixed = {f.object_id for f in merged.findings if f.status is Status.FIXED}
+    ids = ids_of(nova_bed, "cell1")
+    lo, hi = busy["range"]["lo"], busy["range"]["hi"]
+    assert fixed and all(not lo < ids[u] <= hi for u in fixed), "the other batches wrote"
+    assert {u for u in unmapped(nova_bed) if u in ids} == {
+        u for u, i in ids.items() if lo < i <= hi
+    }
+
+
+def test_heal_instance_mappings_splits_on_the_mappings_of_a_cell(nova_bed: Any) -> None:
+    testbed.drift(nova_bed, "wrong_cell_mappings", 6)
+    params = {"mode": "audit", "grace_period": 0, "cells": ["cell1", "cell2"]}
+    state = MemoryStateStore()
+    units = plan(nova_bed, "heal_instance_mappings", state, fanout_instances=4, **params)
+    assert len(split(units, "cell1")) > 1 and len(split(units, "cell2")) > 1
+    before = support.snapshot(nova_bed)
+    whole = support.run(nova_bed, "heal_instance_mappings", **params)
+    batched = run_batched(nova_bed, "heal_instance_mappings", state, units, **params)
+    assert support.snapshot(nova_bed) == before
+    assert batched.counts.to_dict() == whole.counts.to_dict() and whole.counts.drifted
+    assert sorted(f.object_id for f in batched.findings) == sorted(
+        f.object_id for f in whole.findings
+    )
+    healed = run_batched(
+        nova_bed, "heal_instance_mappings", state, units, **{**params, "mode": "heal"}
+    )
+    assert healed.code == Code.OK and healed.counts.fixed == whole.counts.drifted
+    assert support.run(nova_bed, "heal_instance_mappings", **params).counts.drifted == 0
