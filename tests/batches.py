@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from nova_audit_ops import fanout, registry, runner
@@ -10,9 +11,12 @@ from nova_audit_ops.engine.report import Report, merge
 from nova_audit_ops.engine.state import StateStore
 
 
-def plan(bed: Any, task: str, state: StateStore, **params: Any) -> list[dict[str, Any]]:
+def plan(
+    bed: Any, task: str, state: StateStore, config_path: str | None = None, **params: Any
+) -> list[dict[str, Any]]:
     """The units plan_batches would hand to run_cell."""
-    ctx = runner.open_context(task, registry.load_config(bed.config_path), params, state=state)
+    config = registry.load_config(config_path or bed.config_path)
+    ctx = runner.open_context(task, config, params, state=state)
     try:
         return fanout.plan_units(ctx, runner.chosen_cells(ctx, with_skipped=True))
     finally:
@@ -25,11 +29,12 @@ def run_unit(
     unit: dict[str, Any],
     state: StateStore,
     config_path: str | None = None,
+    reference_time: dt.datetime | None = None,
     **params: Any,
 ) -> Report:
     """One mapped run_cell task: a fresh context for one cell or one range of it."""
     config = registry.load_config(config_path or bed.config_path)
-    ctx = runner.open_context(task, config, params, state=state)
+    ctx = runner.open_context(task, config, params, state=state, reference_time=reference_time)
     try:
         cell = next(c for c in ctx.all_cells() if c.uuid == unit["cell"]["uuid"])
         ctx.id_range = IdRange.from_dict(unit["range"]) if unit["range"] else None
@@ -40,17 +45,24 @@ def run_unit(
 
 
 def run_batched(
-    bed: Any, task: str, state: StateStore, units: list[dict[str, Any]] | None = None, **params: Any
+    bed: Any,
+    task: str,
+    state: StateStore,
+    units: list[dict[str, Any]] | None = None,
+    config_path: str | None = None,
+    reference_time: dt.datetime | None = None,
+    **params: Any,
 ) -> Report:
     """Every unit the task works on, then its global step; merged as the summary does."""
-    units = units if units is not None else plan(bed, task, state, **params)
+    units = units if units is not None else plan(bed, task, state, config_path, **params)
     spec = registry.spec(task)
     reports = [
-        run_unit(bed, task, u, state, **params)
+        run_unit(bed, task, u, state, config_path, reference_time, **params)
         for u in units
         if not runner.skip_reason(spec, u["cell"]["uuid"])
     ]
-    ctx = runner.open_context(task, registry.load_config(bed.config_path), params, state=state)
+    config = registry.load_config(config_path or bed.config_path)
+    ctx = runner.open_context(task, config, params, state=state, reference_time=reference_time)
     try:
         if runner.runs_global_step(ctx):
             reports.append(runner.run_global(ctx))

@@ -42,7 +42,7 @@ from nova_audit_ops.nova.unknown_cells import LostMapping
 from nova_audit_ops.settings.access import CINDER, DbAccess, ServiceRole
 from nova_audit_ops.settings.errors import NovaAuditError
 from nova_audit_ops.settings.knobs import Knob
-from nova_audit_ops.settings.spec import TaskSpec
+from nova_audit_ops.settings.spec import RangeSupport, TaskSpec
 
 SPEC = TaskSpec(
     name="volume_attachments",
@@ -72,6 +72,9 @@ SPEC = TaskSpec(
     ),
     defaults={"schedule": "@hourly", "batch_size": 1000},
     global_step=True,
+    # a batch judges the servers in its instances.id range; the last (open) one also
+    # the archived servers mapped to the cell, which have no id any more
+    ranges=RangeSupport("instances"),
 )
 GLOBAL_LABEL = "servers in no cell"
 REBOOT_FIX = (
@@ -100,14 +103,19 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
         yield items[start : start + size]
 
 
-def _servers(ctx: RunContext, cell: Cell, uuids: Sequence[str]) -> dict[str, Server]:
-    """The servers among `uuids` that this cell has, deleted ones included."""
+def _servers(
+    ctx: RunContext, cell: Cell, uuids: Sequence[str], in_range: bool = False
+) -> dict[str, Server]:
+    """The servers among `uuids` that this cell has, deleted ones included
+    (`in_range`: only those in this run's id range)."""
     engine = ctx.engines.cell(cell)
     inst = table(engine, "instances")
     found: dict[str, Server] = {}
     with engine.connect() as conn:
         for chunk in _chunks(uuids, int(ctx.options["batch_size"])):
             query = sa.select(inst.c.uuid, inst.c.deleted, inst.c.vm_state, inst.c.task_state)
+            if in_range:
+                query = query.where(*_id_bounds(ctx, inst))
             for row in conn.execute(query.where(inst.c.uuid.in_(chunk))):
                 found[row.uuid] = Server(
                     row.uuid,
@@ -115,6 +123,12 @@ def _servers(ctx: RunContext, cell: Cell, uuids: Sequence[str]) -> dict[str, Ser
                     busy=row.task_state is not None or row.vm_state == "building",
                 )
     return found
+
+
+def _id_bounds(ctx: RunContext, inst: sa.Table) -> list[sa.ColumnElement[bool]]:
+    """The instances of this run's id range (all of them for a whole-cell run)."""
+    hi = ctx.range_hi
+    return [inst.c.id > ctx.range_lo, *([] if hi is None else [inst.c.id <= hi])]
 
 
 def _mapped_cells(ctx: RunContext, uuids: Sequence[str]) -> dict[str, int | None]:
@@ -173,9 +187,12 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
     report.cells_checked.append(cell.label)
     attachments = _attachments(ctx)
     uuids = sorted({a.instance_uuid for a in attachments if a.instance_uuid})
-    servers = _servers(ctx, cell, uuids)
-    mapped = _mapped_cells(ctx, [u for u in uuids if u not in servers])
-    archived = _archived(ctx, cell, [u for u, c in mapped.items() if c == cell.id])
+    servers = _servers(ctx, cell, uuids, in_range=True)
+    archived: set[str] = set()
+    if ctx.range_hi is None:  # archived servers belong to the open (last) range
+        known = set(_servers(ctx, cell, uuids)) if ctx.batched else set(servers)
+        mapped = _mapped_cells(ctx, [u for u in uuids if u not in known])
+        archived = _archived(ctx, cell, [u for u, c in mapped.items() if c == cell.id])
     ours = [a for a in attachments if a.instance_uuid in servers or a.instance_uuid in archived]
     live = sorted(u for u, s in servers.items() if not s.deleted)
     bdms = _volume_bdms(ctx, cell, live)
@@ -243,6 +260,7 @@ def _missing_in_cinder(
             inst.c.deleted == 0,
             inst.c.task_state.is_(None),
             inst.c.vm_state != "building",
+            *_id_bounds(ctx, inst),
         )
         .order_by(bdm.c.id)
     )
