@@ -35,3 +35,15 @@ def test_batches_add_up_and_a_missing_one_fails_its_cell_by_range() -> None:
     mark_missing_batches(complete, [*units, whole])
     assert complete.counts.examined == 10 and complete.cells_checked == ["cell1"]
     assert not complete.cells_failed and complete.code == Code.OK
+
+
+def test_metrics_see_one_report_per_cell() -> None:
+    from nova_audit_ops.glue.operators.summary import per_cell
+
+    reports = [batch("cell1 ids 1-5", 5), batch("cell1 ids 6-end", 3)]
+    other = Report(task="map_instances", mode="audit", cells_checked=["cell2"])
+    merged = per_cell("map_instances", [*reports, other])
+    assert [(r.cells_checked, r.counts.examined) for r in merged] == [
+        (["cell1"], 8),
+        (["cell2"], 0),
+    ]

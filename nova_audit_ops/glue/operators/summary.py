@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from nova_audit_ops.engine import render
 from nova_audit_ops.engine.report import Code, Report, merge
-from nova_audit_ops.glue.metrics import emit_safely
+from nova_audit_ops.glue.metrics import cell_label, emit_safely
 from nova_audit_ops.glue.operators.batch import BATCHES_DETAIL
 from nova_audit_ops.glue.runtime import run_params
 from nova_audit_ops.glue.xcom import REPORT_KEY, xcom_report
@@ -58,7 +58,7 @@ class SummaryOperator(BaseOperator):
         self._mark_missing_cells(merged, cells)
         if self.plan_task_id:
             mark_missing_batches(merged, ti.xcom_pull(task_ids=self.plan_task_id) or [])
-        emit_safely(self.nova_task, reports, merged)
+        emit_safely(self.nova_task, per_cell(self.nova_task, reports), merged)
         self.log.info("%s", render.table(merged))  # its first line names the task and mode
         data = xcom_report(merged)
         if merged.code >= Code.FAILURE:
@@ -103,3 +103,14 @@ def mark_missing_batches(report: Report, units: list[dict[str, Any]]) -> None:
             f"{unit['label']}: no report, the batch's task did not finish",
             fix="read that task's log, then rerun the DAG (each batch resumes on its own)",
         )
+
+
+def per_cell(task: str, reports: list[Report]) -> list[Report]:
+    """One report per cell: the batches of a split cell merged, so its gauges are the cell's."""
+    groups: dict[str, list[Report]] = {}
+    for report in reports:
+        groups.setdefault(cell_label(report), []).append(report)
+    return [
+        group[0] if len(group) == 1 else merge(task, group[0].mode, group)
+        for group in groups.values()
+    ]
