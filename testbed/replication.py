@@ -225,10 +225,9 @@ def wait_caught_up(pair: Pair, timeout: float = 60.0) -> None:
         row = slave_status(pair)
         if row.get("Slave_SQL_Running") != "Yes" or row.get("Slave_IO_Running") == "No":
             raise TestBedError(f"replication stopped: {row.get('Last_Error') or row}")
-        if (
-            row.get("Relay_Master_Log_File") == status["File"]
-            and int(str(row.get("Exec_Master_Log_Pos"))) >= int(status["Position"])
-        ):
+        if row.get("Relay_Master_Log_File") == status["File"] and int(
+            str(row.get("Exec_Master_Log_Pos"))
+        ) >= int(status["Position"]):
             return
         time.sleep(0.1)
     raise TestBedError(f"the replica did not catch up within {timeout} s")
