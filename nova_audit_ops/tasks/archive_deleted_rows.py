@@ -159,11 +159,11 @@ def _archive_table(
     last: Any = None
     changed = 0
     while True:
-        if ctx.must_stop(batches) or not ctx.pacer.before_batch(report, cell.uuid, cell.label):
+        if ctx.must_stop(batches):
             return batches, True
         ids = _parent_keys(engine, key, selection, last, parents)
-        if not ids:
-            return batches, False
+        if not ids or not ctx.pacer.before_batch(report, cell.uuid, cell.label):
+            return batches, bool(ids)  # rows left: the pacer stopped the run (deadline)
         started = time.monotonic()
         try:
             moved = _move(ctx, cell, engine, plan, table, key, ids, limit, tally.seen)

@@ -104,15 +104,15 @@ def _purge_table(
     size = int(ctx.options["batch_size"])
     last: tuple[Any, ...] | None = None
     while True:
-        if ctx.must_stop(batches) or not ctx.pacer.before_batch(report, cell.uuid, cell.label):
+        if ctx.must_stop(batches):
             return batches, True
         query = sa.select(*key).where(column < cut).order_by(*key).limit(size)
         if last is not None:
             query = query.where(sa.tuple_(*key) > sa.tuple_(*last))
         with engine.connect() as conn:
             rows = [tuple(r) for r in conn.execute(query)]
-        if not rows:
-            return batches, False
+        if not rows or not ctx.pacer.before_batch(report, cell.uuid, cell.label):
+            return batches, bool(rows)  # rows left: the pacer stopped the run (deadline)
         last = rows[-1]
         if ctx.heal:
             match = key[0].in_([r[0] for r in rows]) if len(key) == 1 else sa.tuple_(*key).in_(rows)
