@@ -3,8 +3,12 @@ knobs, and the deadline caps them (a wait that would cross it stops the run)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from nova_audit_ops import registry
+from nova_audit_ops.clients import secrets
 from nova_audit_ops.engine.pacing import Pacer, Throttles
 from nova_audit_ops.engine.report import Report
 from nova_audit_ops.engine.timing import Deadline
@@ -113,3 +117,19 @@ def test_throttles_from_settings() -> None:
     assert t.max_replica_lag == 0  # audit writes nothing: no lag to wait for
     assert Throttles.from_settings({**options, "mode": "heal"}, {}).max_replica_lag == 3
     assert t.replica_poll == 2
+
+
+def test_replica_passwords_are_secrets_once_the_config_is_loaded(tmp_path: Any) -> None:
+    path = tmp_path / "nova-audit.conf"
+    path.write_text(
+        "[api_database]\nconnection = sqlite://\n"
+        "[audit]\nreplica_connections = mysql+pymysql://w:shared-pw-1@r1:3306/\n"
+        "[audit.replicas]\nCell1 = mysql+pymysql://w:own-pw-2@r2:3306/\n"
+    )
+    config = registry.load_config(str(path))
+    assert config.replica_urls("some-uuid", "cell1") == [
+        "mysql+pymysql://w:shared-pw-1@r1:3306/",
+        "mysql+pymysql://w:own-pw-2@r2:3306/",
+    ]
+    assert config.replica_urls("cell2") == ["mysql+pymysql://w:shared-pw-1@r1:3306/"]
+    assert secrets.scrub("a shared-pw-1 b own-pw-2") == "a *** b ***"
