@@ -36,6 +36,9 @@ bench-archive: install tools mariadb
 bench-heal-allocations: install tools mariadb
 	$(VENV)/bin/python -m benchmarks.heal_allocations
 
+bench-replica-guard: install
+	$(VENV)/bin/python -m benchmarks.replica_guard
+
 # The fault matrix (fault kind x writing task) with its figures; the assertions are in `make test`.
 faults: install tools mariadb rabbitmq
 	$(VENV)/bin/python -m benchmarks.faults

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from nova_audit_ops.clients.db import register_url_secret
 from nova_audit_ops.settings import config as config_module
 from nova_audit_ops.settings.config import AuditConfig
 from nova_audit_ops.settings.errors import ConfigError
@@ -72,4 +73,7 @@ def spec(name: str) -> TaskSpec:
 def load_config(path: str | None = None, *, must_exist: bool = True) -> AuditConfig:
     """The config file (explicit path, $NOVA_AUDIT_CONFIG or the default), validated
     against every task's knobs."""
-    return config_module.load(path, TASKS, must_exist=must_exist)
+    config = config_module.load(path, TASKS, must_exist=must_exist)
+    for url in config.replica_urls():  # the lag guard's replicas: their passwords are secrets
+        register_url_secret(url)
+    return config

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from keystoneauth1 import adapter, exceptions
@@ -41,6 +41,9 @@ class RetryPolicy:
     delay: float = 0.5
     max_delay: float = 10.0
     timeout: float = 60.0  # seconds one request may take (connect and each read)
+    # Told of every request sent (retries too): the run's pacer counts them for
+    # max_requests_per_second. A callback, so this floor imports nothing above it.
+    on_request: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     def pause(self, retry: int, retry_after: str | float | None = None) -> float:
         """Seconds to wait before retry number `retry` (1-based), never over max_delay.
@@ -129,6 +132,8 @@ def send_with_retries(
     def send() -> Any:
         if on_attempt is not None:
             on_attempt()
+        if policy.on_request is not None:
+            policy.on_request()
         try:
             return api.request(path, method, raise_exc=False, **request)
         except (exceptions.ConnectionError, exceptions.EndpointNotFound) as exc:

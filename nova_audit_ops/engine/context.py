@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +14,9 @@ from nova_audit_ops.clients.compute import ComputeClient
 from nova_audit_ops.clients.db import Engines
 from nova_audit_ops.clients.db_retry import DbRetryPolicy, policy_from
 from nova_audit_ops.clients.placement import PlacementClient
+from nova_audit_ops.clients.replicas import Replica
 from nova_audit_ops.clients.retry import RetryPolicy
+from nova_audit_ops.engine.pacing import Pacer, Throttles
 from nova_audit_ops.engine.ranges import IdRange
 from nova_audit_ops.engine.report import Report
 from nova_audit_ops.engine.state import MarkerKind, MemoryStateStore, StateStore, marker_key
@@ -23,8 +27,9 @@ from nova_audit_ops.settings.errors import ConfigError
 from nova_audit_ops.settings.spec import GLOBAL_KNOBS, TaskSpec
 
 
-def retry_policy(config: AuditConfig) -> RetryPolicy:
-    """The service retry budget and timeout from the `[audit]` section (or the defaults)."""
+def retry_policy(config: AuditConfig, on_request: Callable[[], None] | None = None) -> RetryPolicy:
+    """The service retry budget and timeout from the `[audit]` section (or the defaults);
+    `on_request` is told of every request sent (the pacer counts them)."""
     knobs = {knob.name: knob.default for knob in GLOBAL_KNOBS}
     values = {**knobs, **config.global_values}
     return RetryPolicy(
@@ -32,6 +37,7 @@ def retry_policy(config: AuditConfig) -> RetryPolicy:
         delay=int(values["service_retry_delay_ms"]) / 1000,
         max_delay=float(values["service_retry_max_delay"]),
         timeout=float(values["service_timeout"]),
+        on_request=on_request,
     )
 
 
@@ -73,10 +79,14 @@ class RunContext:
     # None (or the whole range) is a whole-cell run, with today's markers and lock.
     id_range: IdRange | None = None
     batch_slot: int = 0
+    clock: Callable[[], float] = time.monotonic  # the pacer's; tests inject both
+    sleep: Callable[[float], None] = time.sleep
     _cells: list[Cell] | None = field(default=None, init=False, repr=False)
     _placement: PlacementClient | None = field(default=None, init=False, repr=False)
     _compute: ComputeClient | None = field(default=None, init=False, repr=False)
     _cinder: CinderClient | None = field(default=None, init=False, repr=False)
+    _pacer: Pacer | None = field(default=None, init=False, repr=False)
+    _replicas: dict[str, Replica] = field(default_factory=dict, init=False, repr=False)
     memos: RunMemos = field(default_factory=RunMemos, init=False, repr=False)
 
     @property
@@ -106,7 +116,7 @@ class RunContext:
                     "keystoneauth1 options to the config file (see docs/configuration.md)"
                 )
             self._placement = PlacementClient.from_options(
-                self.config.placement, retry_policy(self.config)
+                self.config.placement, self._retry_policy()
             )
         return self._placement
 
@@ -114,7 +124,7 @@ class RunContext:
     def compute(self) -> ComputeClient:
         """Nova's compute API client, built on first use from the [nova] section."""
         if self._compute is None:
-            self._compute = ComputeClient.from_options(self.config.nova, retry_policy(self.config))
+            self._compute = ComputeClient.from_options(self.config.nova, self._retry_policy())
         return self._compute
 
     @property
@@ -127,8 +137,33 @@ class RunContext:
                     f"{self.spec.name} needs Cinder: add a [cinder] section with keystoneauth1 "
                     "options (an admin user) to the config file (see docs/configuration.md)"
                 )
-            self._cinder = CinderClient(options, retry_policy(self.config))
+            self._cinder = CinderClient(options, self._retry_policy())
         return self._cinder
+
+    def _retry_policy(self) -> RetryPolicy:
+        return retry_policy(self.config, self.pacer.count_request)
+
+    @property
+    def pacer(self) -> Pacer:
+        """Throttles and the replica guard of this run (engine/pacing.py), built on first use."""
+        if self._pacer is None:
+            throttles = Throttles.from_settings(self.options, self.config.global_values)
+            self._pacer = Pacer(
+                throttles,
+                self.deadline,
+                self.replicas_for,
+                task=self.spec.name,
+                clock=self.clock,
+                sleep=self.sleep,
+                log=self.log,
+            )
+        return self._pacer
+
+    def replicas_for(self, scope: str) -> list[Replica]:
+        """The replicas watched for `scope` (a cell uuid, or "global": the shared ones)."""
+        names = [c.name for c in self.all_cells() if c.uuid == scope and c.name]
+        urls = self.config.replica_urls(scope, *names) if scope else self.config.replica_urls()
+        return [self._replicas.setdefault(url, Replica(url)) for url in urls]
 
     def db_retry_policy(self) -> DbRetryPolicy:
         """How a write batch is retried after a transient database fault, bounded by the

@@ -100,11 +100,17 @@ def walk(
     killed at any point resumes after its last finished batch; it is cleared
     when the walk reaches the end, so the next run starts from the beginning.
     `count_rows` off leaves `examined` to `handle` (when rows are not the unit).
+    Before each batch the run's pacer may wait, or stop the walk at the deadline.
     """
     for done, page in enumerate(pages, start=1):
+        if not ctx.pacer.before_batch(report, key, label):  # throttles, replica lag
+            report.more_work = True
+            report.markers[label] = dict(ctx.load_marker(key) or {})
+            return
         if count_rows:
             report.counts.examined += len(page.rows)
         handle(page)
+        ctx.pacer.batch_done(len(page.rows))
         if not page.full:
             break
         ctx.save_marker(key, page.marker)

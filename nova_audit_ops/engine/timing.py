@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 
 from nova_audit_ops.settings.errors import ConfigError
 from nova_audit_ops.settings.validators import parse_before
@@ -16,8 +17,9 @@ from nova_audit_ops.settings.validators import parse_before
 class Deadline:
     """A point after which a task stops between batches and reports more_work."""
 
-    def __init__(self, seconds: float | None) -> None:
-        self._end = None if seconds is None else time.monotonic() + max(seconds, 0.0)
+    def __init__(self, seconds: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock  # injectable, so pacing tests need not sleep for real
+        self._end = None if seconds is None else clock() + max(seconds, 0.0)
 
     @classmethod
     def from_settings(cls, time_budget: int, window_end: dt.datetime | None = None) -> Deadline:
@@ -30,10 +32,10 @@ class Deadline:
         return cls(min(limits) if limits else None)
 
     def expired(self) -> bool:
-        return self._end is not None and time.monotonic() >= self._end
+        return self._end is not None and self._clock() >= self._end
 
     def remaining(self) -> float | None:
-        return None if self._end is None else max(self._end - time.monotonic(), 0.0)
+        return None if self._end is None else max(self._end - self._clock(), 0.0)
 
 
 def cutoff(reference_time: dt.datetime, retention_days: int, before: str | None) -> dt.datetime:

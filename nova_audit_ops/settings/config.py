@@ -29,6 +29,7 @@ CONFIG_ENV = "NOVA_AUDIT_CONFIG"
 
 TASK_SECTION_PREFIX = "audit."
 CELLS_SECTION = "audit.cells"
+REPLICAS_SECTION = "audit.replicas"  # <cell name or uuid> = replica URLs of that cell
 GLOBAL_SECTION = "audit"
 KNOWN_SECTIONS = {
     "api_database",
@@ -38,6 +39,7 @@ KNOWN_SECTIONS = {
     "database",
     GLOBAL_SECTION,
     CELLS_SECTION,
+    REPLICAS_SECTION,
 }
 
 
@@ -52,6 +54,7 @@ class AuditConfig:
     cinder: dict[str, str] = field(default_factory=dict)
     nova: dict[str, str] = field(default_factory=dict)  # Nova's compute API, for host_fault
     cell_connections: dict[str, str] = field(default_factory=dict)
+    cell_replicas: dict[str, list[str]] = field(default_factory=dict)  # lower-cased cell key
     global_values: dict[str, Any] = field(default_factory=dict)
     task_values: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -84,6 +87,15 @@ class AuditConfig:
                 "database_user to the account the password belongs to (docs/security.md)."
             )
         return user, password
+
+    def replica_urls(self, *cell_keys: str | None) -> list[str]:
+        """Replicas watched for a cell (its uuid and name): [audit] replica_connections
+        plus its own [audit.replicas] line; with no keys, every configured replica."""
+        urls = list(self.global_values.get("replica_connections") or [])
+        keys = [k for k in cell_keys if k] if cell_keys else list(self.cell_replicas)
+        for key in keys:
+            urls += [u for u in self.cell_replicas.get(key.lower(), []) if u not in urls]
+        return urls
 
     def require_api_connection(self) -> str:
         if not self.api_connection:
@@ -134,6 +146,7 @@ def from_parser(parser: configparser.ConfigParser, path: str | None, specs: Spec
     cfg.cinder = _section(parser, "cinder")
     cfg.nova = _section(parser, "nova")
     cfg.cell_connections = _section(parser, CELLS_SECTION)
+    cfg.cell_replicas = _replicas(parser, path)
     global_knobs = {k.name: k for k in COMMON_KNOBS + SCHEDULE_KNOBS + GLOBAL_KNOBS}
     cfg.global_values = _knob_values(parser, GLOBAL_SECTION, global_knobs, path)
     for section in parser.sections():
@@ -155,6 +168,15 @@ def _section(parser: configparser.ConfigParser, name: str) -> dict[str, str]:
     if not parser.has_section(name):
         return {}
     return {key: value for key, value in parser.items(name) if key not in parser.defaults()}
+
+
+def _replicas(parser: configparser.ConfigParser, path: str | None) -> dict[str, list[str]]:
+    """[audit.replicas]: `<cell name or uuid> = url, url`, checked like replica_connections."""
+    knob = next(k for k in GLOBAL_KNOBS if k.name == "replica_connections")
+    return {
+        cell: knob.parse(raw, f"{path} [{REPLICAS_SECTION}] {cell}")
+        for cell, raw in _section(parser, REPLICAS_SECTION).items()
+    }
 
 
 def _knob_values(

@@ -32,6 +32,7 @@ class Knob:
     # A fix command repeats the run's value of this knob (what to find and fix), unless
     # it only shapes how the run works (mode, batch size, budgets, lock waits).
     rerun: bool = True
+    secret: bool = False  # its value holds passwords: errors never quote it
 
     @property
     def flag(self) -> str:
@@ -50,15 +51,16 @@ class Knob:
 
     def parse(self, raw: Any, where: str) -> Any:
         """Turn text or a JSON value into this knob's type, or raise ConfigError."""
+        shown = "<hidden>" if self.secret else repr(raw)
         try:
             value = _PARSERS[self.kind](self, raw)
         except (TypeError, ValueError) as exc:
             raise ConfigError(
-                f"{where}: {self.name} = {raw!r} is invalid: {exc}. {self.help}"
+                f"{where}: {self.name} = {shown} is invalid: {exc}. {self.help}"
             ) from None
         problem = self._problem(value)
         if problem:
-            raise ConfigError(f"{where}: {self.name} = {raw!r} is invalid: {problem}")
+            raise ConfigError(f"{where}: {self.name} = {shown} is invalid: {problem}")
         return value
 
     def _problem(self, value: Any) -> str | None:

@@ -19,6 +19,7 @@ from nova_audit_ops.settings.validators import (
     check_json_object,
     check_schedule,
     check_timezone,
+    check_urls,
     check_window,
 )
 
@@ -87,6 +88,51 @@ FANOUT_INSTANCES = Knob(
     maximum=100_000_000,
     rerun=False,
 )
+
+# Throttles (docs/configuration.md, "Pacing"): how gently a writing task treats the
+# running cloud. Each is a param and a CLI option of the tasks that list it.
+BATCH_PAUSE_MS = Knob(
+    "batch_pause_ms",
+    "int",
+    0,
+    "Milliseconds to pause after each batch, leaving the database to the cloud (0 = none).",
+    minimum=0,
+    maximum=600_000,
+    rerun=False,
+)
+MAX_ROWS_PER_SECOND = Knob(
+    "max_rows_per_second",
+    "int",
+    0,
+    "Ceiling on rows handled per second over the run; pauses between batches (0 = none).",
+    minimum=0,
+    maximum=10_000_000,
+    rerun=False,
+)
+MAX_REQUESTS_PER_SECOND = Knob(
+    "max_requests_per_second",
+    "int",
+    0,
+    "Ceiling on Placement, Nova and Cinder requests per second over the run; pauses "
+    "between batches (0 = none).",
+    minimum=0,
+    maximum=100_000,
+    rerun=False,
+)
+MAX_REPLICA_LAG = Knob(
+    "max_replica_lag",
+    "int",
+    0,
+    "Seconds a watched replica ([audit] replica_connections) may lag before the run waits "
+    "between batches, up to its deadline (0 = no check).",
+    minimum=0,
+    maximum=24 * 3600,
+    rerun=False,
+)
+DB_THROTTLES: tuple[Knob, ...] = (BATCH_PAUSE_MS, MAX_ROWS_PER_SECOND)
+API_THROTTLES: tuple[Knob, ...] = (*DB_THROTTLES, MAX_REQUESTS_PER_SECOND)
+# Tasks whose batches write rows that replicas must apply: throttled and lag-guarded.
+REPLICA_PACED: tuple[Knob, ...] = (*DB_THROTTLES, MAX_REPLICA_LAG)
 
 # One writer per task and cell: the runner's named lock ([audit] only, never a param,
 # so no DAG's params change). A second run waits this long, then reports the holder.
@@ -174,6 +220,35 @@ GLOBAL_KNOBS: tuple[Knob, ...] = (
         None,
         "Password of database_user (masked like every other secret).",
         param=False,
+    ),
+    # The replication-lag guard (docs/configuration.md, "Replicas").
+    Knob(
+        "replica_connections",
+        "list",
+        [],
+        "Comma-separated SQLAlchemy URLs of the replicas whose lag max_replica_lag bounds "
+        "(every cell's; [audit.replicas] adds a cell's own). Masked like every secret.",
+        param=False,
+        secret=True,
+        check=check_urls,
+    ),
+    Knob(
+        "replica_poll",
+        "int",
+        5,
+        "Seconds between two checks of a lagging replica.",
+        param=False,
+        minimum=1,
+        maximum=300,
+    ),
+    Knob(
+        "max_galera_recv_queue",
+        "int",
+        100,
+        "A Galera node watched as a replica lags while its wsrep_local_recv_queue is above this.",
+        param=False,
+        minimum=0,
+        maximum=1_000_000,
     ),
     Knob(
         "db_lock_wait_timeout",

@@ -90,3 +90,15 @@ def check_json_object(value: str | None) -> str | None:
     except ValueError as exc:
         return f"must be a JSON object: {exc}"
     return None if isinstance(parsed, dict) else "must be a JSON object ({...})"
+
+
+def check_urls(value: list[str] | None) -> str | None:
+    """Every item a database URL (`dialect+driver://user:password@host:port/`); never
+    quotes the value, which holds passwords."""
+    for position, url in enumerate(value or [], start=1):
+        if not re.match(r"^[A-Za-z][A-Za-z0-9+]*://[^/]*@?[^/]+", url):
+            return (
+                f"item {position} is not a SQLAlchemy URL: write "
+                "mysql+pymysql://user:password@host:3306/ for each replica"
+            )
+    return None

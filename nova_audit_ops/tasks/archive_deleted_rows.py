@@ -35,8 +35,7 @@ from nova_audit_ops.engine.timing import cutoff
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.shadow import SHADOW_ASSET_ALIAS, ShadowPlan, reflect_plan
 from nova_audit_ops.settings.access import ARCHIVE, DELETE, DbAccess
-from nova_audit_ops.settings.knobs import Knob
-from nova_audit_ops.settings.spec import TaskSpec, before_knob, retention_knob
+from nova_audit_ops.settings.spec import REPLICA_PACED, Knob, TaskSpec, before_knob, retention_knob
 
 API_TABLES = ("request_specs", "instance_group_member", "instance_mappings")
 SPEC = TaskSpec(
@@ -47,6 +46,7 @@ SPEC = TaskSpec(
         retention_knob(30, "Archive"),
         before_knob("Archive"),
         Knob("task_log", "bool", False, "Also archive task_log rows (by updated_at)."),
+        *REPLICA_PACED,
     ),
     defaults={"window": "01:00-05:00", "batch_size": 5000},
     asset_alias=SHADOW_ASSET_ALIAS,
@@ -162,8 +162,8 @@ def _archive_table(
         if ctx.must_stop(batches):
             return batches, True
         ids = _parent_keys(engine, key, selection, last, parents)
-        if not ids:
-            return batches, False
+        if not ids or not ctx.pacer.before_batch(report, cell.uuid, cell.label):
+            return batches, bool(ids)  # rows left: the pacer stopped the run (deadline)
         started = time.monotonic()
         try:
             moved = _move(ctx, cell, engine, plan, table, key, ids, limit, tally.seen)
@@ -194,7 +194,7 @@ def _archive_table(
             tally.rows[name] += count
         if table.name == "instances" and ctx.heal:
             _finish_api_cleanup(ctx, cell, engine, tally)
-        rows = sum(moved.values())
+        ctx.pacer.batch_done(rows := sum(moved.values()))  # throttles count the rows
         # Aim at 80 % of the limit: trees vary, and an overfull batch is rolled back.
         parents = min(MAX_PARENTS, max(1, int(0.8 * limit * len(ids) / max(rows, 1))))
 

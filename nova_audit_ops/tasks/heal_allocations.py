@@ -38,7 +38,7 @@ from nova_audit_ops.nova.instance_facts import Facts, read_facts
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.settings.access import DbAccess, placement_role
 from nova_audit_ops.settings.knobs import Knob
-from nova_audit_ops.settings.spec import RangeSupport, TaskSpec
+from nova_audit_ops.settings.spec import API_THROTTLES, RangeSupport, TaskSpec
 
 SPEC = TaskSpec(
     name="heal_allocations",
@@ -51,6 +51,7 @@ SPEC = TaskSpec(
             True,
             "Also find allocations held under the wrong project or user (global step).",
         ),
+        *API_THROTTLES,
     ),
     api_tables=DbAccess(reads=("request_specs",)),
     cell_tables=DbAccess(

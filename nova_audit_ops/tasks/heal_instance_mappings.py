@@ -39,7 +39,7 @@ from nova_audit_ops.nova.unknown_cells import lost_mappings
 from nova_audit_ops.settings.access import DELETE, UPDATE, DbAccess
 from nova_audit_ops.settings.errors import DatabaseUnreachableError
 from nova_audit_ops.settings.knobs import Knob
-from nova_audit_ops.settings.spec import RangeSupport, TaskSpec
+from nova_audit_ops.settings.spec import DB_THROTTLES, RangeSupport, TaskSpec
 
 SPEC = TaskSpec(
     name="heal_instance_mappings",
@@ -54,6 +54,7 @@ SPEC = TaskSpec(
             minimum=0,
             maximum=30 * 24 * 3600,
         ),
+        *DB_THROTTLES,
     ),
     api_tables=DbAccess(
         reads=("instance_mappings", "build_requests"),

@@ -35,12 +35,13 @@ from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.instances import is_queued_for_delete
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.settings.access import INSERT, DbAccess
-from nova_audit_ops.settings.spec import RangeSupport, TaskSpec
+from nova_audit_ops.settings.spec import REPLICA_PACED, RangeSupport, TaskSpec
 
 SPEC = TaskSpec(
     name="map_instances",
     family="cells",
     summary="Create missing instance mappings for every instance of a cell.",
+    knobs=(*REPLICA_PACED,),
     api_tables=DbAccess(reads=("instance_mappings",), writes={"instance_mappings": (INSERT,)}),
     cell_tables=DbAccess(reads=("instances",)),
     defaults={"schedule": "@daily", "batch_size": 1000},

@@ -34,7 +34,7 @@ from nova_audit_ops.nova.schema import table
 from nova_audit_ops.settings.access import DbAccess, placement_role
 from nova_audit_ops.settings.errors import DatabaseUnreachableError
 from nova_audit_ops.settings.knobs import Knob
-from nova_audit_ops.settings.spec import TaskSpec
+from nova_audit_ops.settings.spec import API_THROTTLES, TaskSpec
 
 SPEC = TaskSpec(
     name="orphaned_allocations",
@@ -55,6 +55,7 @@ SPEC = TaskSpec(
             minimum=60,
             maximum=30 * 24 * 3600,
         ),
+        *API_THROTTLES,
     ),
     api_tables=DbAccess(reads=("build_requests",)),
     cell_tables=DbAccess(reads=("compute_nodes", "instances", "migrations")),

@@ -23,13 +23,22 @@ from nova_audit_ops.engine.timing import cutoff
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.shadow import SHADOW_ASSET_ALIAS, purgeable
 from nova_audit_ops.settings.access import PURGE, DbAccess
-from nova_audit_ops.settings.spec import TaskSpec, before_knob, retention_knob
+from nova_audit_ops.settings.spec import (
+    REPLICA_PACED,
+    TaskSpec,
+    before_knob,
+    retention_knob,
+)
 
 SPEC = TaskSpec(
     name="purge_shadow_tables",
     family="database",
     summary="Delete shadow-table rows older than the purge retention, in bounded chunks.",
-    knobs=(retention_knob(90, "Purge shadow"), before_knob("Purge shadow")),
+    knobs=(
+        retention_knob(90, "Purge shadow"),
+        before_knob("Purge shadow"),
+        *REPLICA_PACED,
+    ),
     defaults={"batch_size": 5000},
     cell_tables=DbAccess(reflected=PURGE),
     triggered_by=SHADOW_ASSET_ALIAS,
@@ -52,7 +61,9 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
                 table.name
             )
             continue
-        batches, stopped = _purge_table(ctx, engine, table, column, cut, purged, batches, longest)
+        batches, stopped = _purge_table(
+            ctx, cell, report, engine, table, column, cut, purged, batches, longest
+        )
         if stopped:
             report.more_work = True
             break
@@ -78,6 +89,8 @@ def run_cell(ctx: RunContext, cell: Cell) -> Report:
 
 def _purge_table(
     ctx: RunContext,
+    cell: Cell,
+    report: Report,
     engine: sa.Engine,
     table: sa.Table,
     column: sa.Column,
@@ -98,8 +111,8 @@ def _purge_table(
             query = query.where(sa.tuple_(*key) > sa.tuple_(*last))
         with engine.connect() as conn:
             rows = [tuple(r) for r in conn.execute(query)]
-        if not rows:
-            return batches, False
+        if not rows or not ctx.pacer.before_batch(report, cell.uuid, cell.label):
+            return batches, bool(rows)  # rows left: the pacer stopped the run (deadline)
         last = rows[-1]
         if ctx.heal:
             match = key[0].in_([r[0] for r in rows]) if len(key) == 1 else sa.tuple_(*key).in_(rows)
@@ -114,6 +127,7 @@ def _purge_table(
             longest[0] = max(longest[0], time.monotonic() - started)
         else:
             purged[table.name] += len(rows)
+        ctx.pacer.batch_done(len(rows))
         batches += 1
         if len(rows) < size:
             return batches, False

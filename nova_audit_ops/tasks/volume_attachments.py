@@ -42,7 +42,7 @@ from nova_audit_ops.nova.unknown_cells import LostMapping
 from nova_audit_ops.settings.access import CINDER, DbAccess, ServiceRole
 from nova_audit_ops.settings.errors import NovaAuditError
 from nova_audit_ops.settings.knobs import Knob
-from nova_audit_ops.settings.spec import RangeSupport, TaskSpec
+from nova_audit_ops.settings.spec import API_THROTTLES, RangeSupport, TaskSpec
 
 SPEC = TaskSpec(
     name="volume_attachments",
@@ -58,6 +58,7 @@ SPEC = TaskSpec(
             minimum=0,
             maximum=30 * 24 * 3600,
         ),
+        *API_THROTTLES,
     ),
     api_tables=DbAccess(reads=("instance_mappings", "build_requests")),
     cell_tables=DbAccess(reads=("instances", "block_device_mapping")),
@@ -302,7 +303,7 @@ def _judge_dangling(
     for attachment, why in dangling:
         first = previously.get(attachment.id, ctx.reference_time.isoformat())
         fresh[attachment.id] = first
-        status, action = _act(ctx, attachment, first)
+        status, action = _act(ctx, report, key, label, attachment, first)
         if status is Status.FIXED:
             fresh.pop(attachment.id)
         report.add(
@@ -323,17 +324,24 @@ def _judge_dangling(
     ctx.save_marker(key, fresh or None, MarkerKind.SIGHTINGS)
 
 
-def _act(ctx: RunContext, attachment: Attachment, first_seen: str) -> tuple[Status, str]:
+def _act(
+    ctx: RunContext, report: Report, key: str, label: str, attachment: Attachment, first_seen: str
+) -> tuple[Status, str]:
     grace = int(ctx.options["grace_period"])
     age = ctx.reference_time - dt.datetime.fromisoformat(first_seen)
     if age.total_seconds() < grace:
         return Status.LEFT, f"not yet deleted: waiting for a sighting {grace} s after the first"
     if not ctx.heal:
         return Status.WOULD_FIX, "would delete it through Cinder"
+    if not ctx.pacer.before_batch(report, key, label):  # the throttles reach the deadline
+        report.more_work = True
+        return Status.LEFT, "not deleted: the run's deadline came before its turn"
     try:
         gone = not ctx.cinder.delete_attachment(attachment.id)
     except CinderError as exc:
         return Status.FAILED, f"Cinder refused the delete: {exc}"
+    finally:
+        ctx.pacer.batch_done(1)
     return Status.FIXED, "already gone" if gone else "deleted through Cinder"
 
 
