@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
+
 from nova_audit_ops.clients.cinder import Attachment, CinderClient
 from nova_audit_ops.clients.compute import ComputeClient
 from nova_audit_ops.clients.db import Engines
@@ -184,6 +186,11 @@ class RunContext:
     def range_hi(self) -> int | None:
         """The last id this run's walk covers (None: no upper end)."""
         return self.id_range.hi if self.id_range is not None else None
+
+    def range_bounds(self, column: sa.ColumnElement[int]) -> list[sa.ColumnElement[bool]]:
+        """Conditions on `column` (an id) that keep this run's range (none: the whole cell)."""
+        lo, hi = self.range_lo, self.range_hi
+        return [*([column > lo] if lo else []), *([] if hi is None else [column <= hi])]
 
     def scoped(self, scope: str) -> str:
         """The marker scope of `scope` in this run: a batch keeps its own markers."""

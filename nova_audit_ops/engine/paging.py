@@ -59,6 +59,12 @@ def keyset_pages(
             return
 
 
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """`items` in slices of at most `size` (e.g. the uuids of one IN list)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def resume_point(ctx: RunContext, key: str) -> int:
     """The id after which this run starts: the saved marker, or its range's start (0)."""
     return max(int((ctx.load_marker(key) or {}).get("last_id", 0)), ctx.range_lo)

@@ -35,7 +35,8 @@ from nova_audit_ops.engine.timing import cutoff
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.shadow import SHADOW_ASSET_ALIAS, ShadowPlan, reflect_plan
 from nova_audit_ops.settings.access import ARCHIVE, DELETE, DbAccess
-from nova_audit_ops.settings.spec import REPLICA_PACED, Knob, TaskSpec, before_knob, retention_knob
+from nova_audit_ops.settings.spec import Knob, TaskSpec, before_knob, retention_knob
+from nova_audit_ops.settings.throttles import REPLICA_PACED
 
 API_TABLES = ("request_specs", "instance_group_member", "instance_mappings")
 SPEC = TaskSpec(

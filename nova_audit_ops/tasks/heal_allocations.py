@@ -38,7 +38,8 @@ from nova_audit_ops.nova.instance_facts import Facts, read_facts
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.settings.access import DbAccess, placement_role
 from nova_audit_ops.settings.knobs import Knob
-from nova_audit_ops.settings.spec import API_THROTTLES, RangeSupport, TaskSpec
+from nova_audit_ops.settings.spec import RangeSupport, TaskSpec
+from nova_audit_ops.settings.throttles import API_THROTTLES
 
 SPEC = TaskSpec(
     name="heal_allocations",

@@ -39,7 +39,8 @@ from nova_audit_ops.nova.unknown_cells import lost_mappings
 from nova_audit_ops.settings.access import DELETE, UPDATE, DbAccess
 from nova_audit_ops.settings.errors import DatabaseUnreachableError
 from nova_audit_ops.settings.knobs import Knob
-from nova_audit_ops.settings.spec import DB_THROTTLES, RangeSupport, TaskSpec
+from nova_audit_ops.settings.spec import RangeSupport, TaskSpec
+from nova_audit_ops.settings.throttles import DB_THROTTLES
 
 SPEC = TaskSpec(
     name="heal_instance_mappings",

@@ -35,7 +35,8 @@ from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.instances import is_queued_for_delete
 from nova_audit_ops.nova.schema import table
 from nova_audit_ops.settings.access import INSERT, DbAccess
-from nova_audit_ops.settings.spec import REPLICA_PACED, RangeSupport, TaskSpec
+from nova_audit_ops.settings.spec import RangeSupport, TaskSpec
+from nova_audit_ops.settings.throttles import REPLICA_PACED
 
 SPEC = TaskSpec(
     name="map_instances",

@@ -34,7 +34,8 @@ from nova_audit_ops.nova.schema import table
 from nova_audit_ops.settings.access import DbAccess, placement_role
 from nova_audit_ops.settings.errors import DatabaseUnreachableError
 from nova_audit_ops.settings.knobs import Knob
-from nova_audit_ops.settings.spec import API_THROTTLES, TaskSpec
+from nova_audit_ops.settings.spec import TaskSpec
+from nova_audit_ops.settings.throttles import API_THROTTLES
 
 SPEC = TaskSpec(
     name="orphaned_allocations",

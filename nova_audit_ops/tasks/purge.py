@@ -24,11 +24,11 @@ from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.shadow import SHADOW_ASSET_ALIAS, purgeable
 from nova_audit_ops.settings.access import PURGE, DbAccess
 from nova_audit_ops.settings.spec import (
-    REPLICA_PACED,
     TaskSpec,
     before_knob,
     retention_knob,
 )
+from nova_audit_ops.settings.throttles import REPLICA_PACED
 
 SPEC = TaskSpec(
     name="purge_shadow_tables",

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nova_audit_ops.clients.cinder import Attachment, CinderError
 from nova_audit_ops.engine.context import RunContext
-from nova_audit_ops.engine.paging import keyset_pages
+from nova_audit_ops.engine.paging import chunks, keyset_pages
 from nova_audit_ops.engine.report import Finding, Report, Status
 from nova_audit_ops.engine.state import MarkerKind
 from nova_audit_ops.nova.cells import Cell
@@ -42,7 +42,8 @@ from nova_audit_ops.nova.unknown_cells import LostMapping
 from nova_audit_ops.settings.access import CINDER, DbAccess, ServiceRole
 from nova_audit_ops.settings.errors import NovaAuditError
 from nova_audit_ops.settings.knobs import Knob
-from nova_audit_ops.settings.spec import API_THROTTLES, RangeSupport, TaskSpec
+from nova_audit_ops.settings.spec import RangeSupport, TaskSpec
+from nova_audit_ops.settings.throttles import API_THROTTLES
 
 SPEC = TaskSpec(
     name="volume_attachments",
@@ -99,11 +100,6 @@ def _attachments(ctx: RunContext) -> list[Attachment]:
     return ctx.memos.attachments
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _servers(
     ctx: RunContext, cell: Cell, uuids: Sequence[str], in_range: bool = False
 ) -> dict[str, Server]:
@@ -113,10 +109,10 @@ def _servers(
     inst = table(engine, "instances")
     found: dict[str, Server] = {}
     with engine.connect() as conn:
-        for chunk in _chunks(uuids, int(ctx.options["batch_size"])):
+        for chunk in chunks(uuids, int(ctx.options["batch_size"])):
             query = sa.select(inst.c.uuid, inst.c.deleted, inst.c.vm_state, inst.c.task_state)
             if in_range:
-                query = query.where(*_id_bounds(ctx, inst))
+                query = query.where(*ctx.range_bounds(inst.c.id))
             for row in conn.execute(query.where(inst.c.uuid.in_(chunk))):
                 found[row.uuid] = Server(
                     row.uuid,
@@ -126,18 +122,12 @@ def _servers(
     return found
 
 
-def _id_bounds(ctx: RunContext, inst: sa.Table) -> list[sa.ColumnElement[bool]]:
-    """The instances of this run's id range (all of them for a whole-cell run)."""
-    hi = ctx.range_hi
-    return [inst.c.id > ctx.range_lo, *([] if hi is None else [inst.c.id <= hi])]
-
-
 def _mapped_cells(ctx: RunContext, uuids: Sequence[str]) -> dict[str, int | None]:
     """instance uuid -> cell id (None: mapping without a cell) for mapped servers."""
     im = table(ctx.engines.api, "instance_mappings")
     mapped: dict[str, int | None] = {}
     with ctx.engines.api.connect() as conn:
-        for chunk in _chunks(uuids, int(ctx.options["batch_size"])):
+        for chunk in chunks(uuids, int(ctx.options["batch_size"])):
             query = sa.select(im.c.instance_uuid, im.c.cell_id).where(im.c.instance_uuid.in_(chunk))
             mapped.update({r.instance_uuid: r.cell_id for r in conn.execute(query)})
     return mapped
@@ -167,7 +157,7 @@ def _volume_bdms(ctx: RunContext, cell: Cell, uuids: Sequence[str]) -> dict[tupl
     bdm = table(engine, "block_device_mapping")
     found: dict[tuple[str, str], set] = defaultdict(set)
     with engine.connect() as conn:
-        for chunk in _chunks(uuids, int(ctx.options["batch_size"])):
+        for chunk in chunks(uuids, int(ctx.options["batch_size"])):
             query = sa.select(bdm.c.instance_uuid, bdm.c.volume_id, bdm.c.attachment_id).where(
                 bdm.c.deleted == 0,
                 bdm.c.destination_type == "volume",
@@ -261,7 +251,7 @@ def _missing_in_cinder(
             inst.c.deleted == 0,
             inst.c.task_state.is_(None),
             inst.c.vm_state != "building",
-            *_id_bounds(ctx, inst),
+            *ctx.range_bounds(inst.c.id),
         )
         .order_by(bdm.c.id)
     )
@@ -401,7 +391,7 @@ def _build_requests(ctx: RunContext, uuids: Sequence[str]) -> set[str]:
     br = table(ctx.engines.api, "build_requests")
     found: set[str] = set()
     with ctx.engines.api.connect() as conn:
-        for chunk in _chunks(uuids, int(ctx.options["batch_size"])):
+        for chunk in chunks(uuids, int(ctx.options["batch_size"])):
             query = sa.select(br.c.instance_uuid).where(br.c.instance_uuid.in_(chunk))
             found.update(conn.execute(query).scalars())
     return found
