@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from nova_audit_ops.clients import secrets
-from nova_audit_ops.clients.db import make_engine, mask_url
+from nova_audit_ops.clients.db import CONNECT_TIMEOUT, mask_url
 
 # MariaDB lists every multi-source channel; MySQL knows only the last two.
 STATUS_QUERIES = ("SHOW ALL SLAVES STATUS", "SHOW SLAVE STATUS", "SHOW REPLICA STATUS")
@@ -69,7 +69,15 @@ class Replica:
         """Its state now; a failure to read it is a state with a problem, never raised."""
         try:
             if self._engine is None:
-                self._engine = make_engine(self._url, f"replica {self.label}")
+                # No pool: a run's guard holds no connection between two readings, and
+                # nothing is left open for a worker to leak when the run ends.
+                url = sa.engine.make_url(self._url)
+                mysql = url.get_backend_name() == "mysql"
+                self._engine = sa.create_engine(
+                    url,
+                    poolclass=sa.pool.NullPool,
+                    connect_args={"connect_timeout": CONNECT_TIMEOUT} if mysql else {},
+                )
             with self._engine.connect() as conn:
                 return self._read(conn)
         except SQLAlchemyError as exc:

@@ -70,6 +70,9 @@ def test_dag_file_imports_in_under_two_seconds(path: Path) -> None:
         ("batch_size", "many"),
         ("cells", "cell1"),
         ("max_batches", -1),
+        ("batch_pause_ms", -1),
+        ("max_rows_per_second", "fast"),
+        ("max_replica_lag", -5),
     ],
 )
 def test_params_reject_bad_values(dagbag, name: str, value: object) -> None:  # type: ignore[no-untyped-def]
@@ -85,6 +88,9 @@ def test_params_accept_good_values(dagbag) -> None:  # type: ignore[no-untyped-d
     assert params.get_param("mode").resolve("heal") == "heal"
     assert params.get_param("cells").resolve(["cell1"]) == ["cell1"]
     assert params.get_param("lock_timeout").resolve(5) == 5
+    archive = dagbag.dags["nova_audit_archive_deleted_rows"].params
+    assert archive.get_param("max_replica_lag").resolve(10) == 10
+    assert archive.get_param("batch_pause_ms").resolve(250) == 250
 
 
 def test_host_fault_instance_state_is_a_choice(dagbag) -> None:  # type: ignore[no-untyped-def]
