@@ -5,7 +5,8 @@ Tables and order come from the live schema (nova/shadow.py). Rows with
 children (whatever the children's own `deleted`), children first, in bounded
 transactions: each batch moves at most `batch_size` rows (one parent's tree is
 never split), insert-into-shadow and delete-from-main together, child rows read
-for the whole batch at once. A delete that removes other rows than the insert
+for the whole batch at once, once per parent column, empty child tables skipped
+(archive_steps/tree.py). A delete that removes other rows than the insert
 copied (a concurrent writer) rolls the batch back, so main + shadow always hold
 the same rows. A primary-key collision in a shadow table is a finding naming
 the table and ids; that parent is left and the run goes on.

@@ -10,10 +10,10 @@ instance's project and user, in one `POST /allocations` per batch
 (heal_allocations_steps/writes.py); only when Placement rejects that write
 (a conflict) is each consumer written alone, re-reading on a generation
 conflict. An audit asks about single consumers only when one is missing.
-Instances Nova would not heal either
-(VGPU, Cyborg device profiles, port resource requests, mixed CPU policy) are
-findings with the command to run, never silent skips; so is an idle instance
-with no node (skipped, as Nova's "is not on a host"), unless shelved-offloaded.
+Instances Nova would not heal either (VGPU, Cyborg device profiles, port
+resource requests, mixed CPU policy) are findings with the command to run,
+never silent skips; so is an idle instance with no node (skipped, as Nova's
+"is not on a host"), unless shelved-offloaded.
 
 Wrong owners (allocations under another project or user) cannot be seen in a
 provider's allocation list, so the global step compares Placement's usage per
