@@ -25,8 +25,9 @@ from nova_audit_ops.clients.retry import (
 )
 from nova_audit_ops.settings.errors import ServiceError
 
-# 1.28: consumer generations in allocations; 1.38: consumer_type. 1.19: aggregates
-# with generations. Nova's own report client uses these as well.
+# 1.28: consumer generations in allocations (PUT, and the bulk POST /allocations
+# of 1.13); 1.38: consumer_type. 1.19: aggregates with generations. Nova's own
+# report client uses these as well.
 ALLOCATIONS_MV = "1.28"
 AGGREGATES_MV = "1.19"
 PROVIDERS_MV = "1.14"
@@ -77,7 +78,7 @@ class PlacementClient:
         return cls(make_adapter("placement", options, "placement", policy=policy), policy)
 
     def _request(
-        self, method: str, path: str, microversion: str, body: Any = None
+        self, method: str, path: str, microversion: str, body: Any = None, guarded: bool = False
     ) -> tuple[int, Any]:
         """Send one request, retrying transient answers where repeating it is safe.
 
@@ -85,9 +86,11 @@ class PlacementClient:
         repeat whose first attempt landed meets 409 and rewrite_guarded
         re-reads); DELETE of a consumer's allocations is idempotent, so a 404
         on a retry means the first attempt did it. POST is repeated only on
-        answers that mean it was not processed (429, 503).
+        answers that mean it was not processed (429, 503), unless `guarded`
+        (every consumer it writes carries a generation, as create_consumers).
         """
-        statuses = UNPROCESSED_STATUSES if method == "POST" else TRANSIENT_STATUSES
+        unguarded_post = method == "POST" and not guarded
+        statuses = UNPROCESSED_STATUSES if unguarded_post else TRANSIENT_STATUSES
         response, attempts = send_with_retries(
             self._api,
             method,
@@ -233,6 +236,17 @@ class PlacementClient:
             if exc.status != 409:
                 raise
         return self.rewrite_consumer(consumer, change)
+
+    def create_consumers(self, bodies: Mapping[str, dict[str, Any]]) -> None:
+        """Write allocations for consumers Placement should not know yet: one POST /allocations.
+
+        Every consumer carries `consumer_generation: null`, so Placement writes
+        all of them or none: if one exists by now, or a provider lacks the
+        capacity, it answers 409 and writes nothing. A repeat whose first
+        attempt landed meets that 409 too, so transient answers are retried.
+        """
+        payload = {c: {**body, "consumer_generation": None} for c, body in bodies.items()}
+        self._request("POST", "/allocations", ALLOCATIONS_MV, payload, guarded=True)
 
     def remove_provider_part(self, consumer: str, rp_uuid: str) -> bool:
         """Drop the consumer's allocations against rp_uuid, keeping its other providers' parts.

@@ -5,7 +5,8 @@ Tables and order come from the live schema (nova/shadow.py). Rows with
 children (whatever the children's own `deleted`), children first, in bounded
 transactions: each batch moves at most `batch_size` rows (one parent's tree is
 never split), insert-into-shadow and delete-from-main together, child rows read
-for the whole batch at once. A delete that removes other rows than the insert
+for the whole batch at once, once per parent column, empty child tables skipped
+(archive_steps/tree.py). A delete that removes other rows than the insert
 copied (a concurrent writer) rolls the batch back, so main + shadow always hold
 the same rows. A primary-key collision in a shadow table is a finding naming
 the table and ids; that parent is left and the run goes on.
@@ -26,7 +27,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from nova_audit_ops.clients import secrets
 from nova_audit_ops.clients.db_retry import retry_transaction
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.report import Finding, Report, Status
@@ -35,8 +35,11 @@ from nova_audit_ops.engine.timing import cutoff
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.nova.shadow import SHADOW_ASSET_ALIAS, ShadowPlan, reflect_plan
 from nova_audit_ops.settings.access import ARCHIVE, DELETE, DbAccess
-from nova_audit_ops.settings.spec import Knob, TaskSpec, before_knob, retention_knob
+from nova_audit_ops.settings.knobs import Knob
+from nova_audit_ops.settings.spec import TaskSpec, before_knob, retention_knob
 from nova_audit_ops.settings.throttles import REPLICA_PACED
+from nova_audit_ops.tasks.archive_steps.findings import report_collision, table_failed
+from nova_audit_ops.tasks.archive_steps.tree import count_new, key_of, occupied, tree
 
 API_TABLES = ("request_specs", "instance_group_member", "instance_mappings")
 SPEC = TaskSpec(
@@ -55,20 +58,6 @@ SPEC = TaskSpec(
     cell_tables=DbAccess(reflected=ARCHIVE),
 )
 MAX_PARENTS = 5000
-
-
-def _count_new(
-    conn: Connection, statements: list[tuple[sa.Table, Any]], seen: dict[str, set[Any]]
-) -> dict[str, int]:
-    """Audit mode: rows that would move, each counted once however it is reached."""
-    counts: dict[str, int] = defaultdict(int)
-    for tbl, clause in statements:
-        key = list(tbl.primary_key.columns) or list(tbl.columns)
-        rows = {tuple(r) for r in conn.execute(sa.select(*key).where(clause))}
-        fresh = rows - seen[tbl.name]
-        seen[tbl.name] |= fresh
-        counts[tbl.name] += len(fresh)
-    return counts
 
 
 class _TooBig(Exception):
@@ -128,17 +117,9 @@ def _selection(table: sa.Table, cut: Any, task_log: bool) -> sa.ColumnElement[bo
     """Which rows of `table` are archived as parents (None: only as someone's children)."""
     if table.name == "task_log":
         return table.c.updated_at < cut if task_log and "updated_at" in table.c else None
-    if "deleted" not in table.c or "deleted_at" not in table.c or _key(table) is None:
+    if "deleted" not in table.c or "deleted_at" not in table.c or key_of(table) is None:
         return None
     return sa.and_(table.c.deleted != 0, table.c.deleted_at < cut)
-
-
-def _key(table: sa.Table) -> sa.Column | None:
-    """The single-column key batches are cut by (Nova uses `id`)."""
-    if "id" in table.c:
-        return table.c.id
-    pk = list(table.primary_key.columns)
-    return pk[0] if len(pk) == 1 else None
 
 
 def _archive_table(
@@ -153,7 +134,7 @@ def _archive_table(
     batches: int,
 ) -> tuple[int, bool]:
     """Walk one parent table in keyset batches; (batches so far, stopped early)."""
-    key = _key(table)
+    key = key_of(table)
     assert key is not None
     limit = int(ctx.options["batch_size"])
     parents = max(1, limit // 20)
@@ -175,15 +156,15 @@ def _archive_table(
             changed += 1  # the rows changed under us: read the batch again
             if changed < 3:
                 continue
-            report.add(_table_failed(table, cell, f"rows of {exc} kept changing while moved"))
+            report.add(table_failed(table, cell, f"rows of {exc} kept changing while moved"))
             return batches, False
         except IntegrityError as exc:
             if len(ids) > 1:
                 parents = max(1, len(ids) // 2)
                 continue
-            if not _report_collision(engine, plan, table, key, ids[0], cell, report):
+            if not report_collision(engine, plan, table, key, ids[0], cell, report):
                 # Like Nova on a foreign-key error: leave this table for a later run.
-                report.add(_table_failed(table, cell, f"integrity error: {exc.orig}"))
+                report.add(table_failed(table, cell, f"integrity error: {exc.orig}"))
                 return batches, False
             last = ids[0]
             continue
@@ -211,22 +192,6 @@ def _parent_keys(
         return list(conn.execute(query).scalars())
 
 
-def _tree(
-    conn: Connection, plan: ShadowPlan, table: sa.Table, where: Any
-) -> list[tuple[sa.Table, Any]]:
-    """(table, where) of every row that moves with the selected rows, children first."""
-    statements: list[tuple[sa.Table, Any]] = []
-    for edge in plan.children.get(table.name, []):
-        values = list(conn.execute(sa.select(edge.parent_column).where(where)).scalars())
-        values = [v for v in values if v is not None]
-        if not values:
-            continue
-        child_where = edge.child_column.in_(values)
-        statements.extend(_tree(conn, plan, edge.child, child_where))
-        statements.append((edge.child, child_where))
-    return statements
-
-
 def _move(
     ctx: RunContext,
     cell: Cell,
@@ -242,7 +207,7 @@ def _move(
     where = key.in_(list(ids))
     if not ctx.heal:
         with engine.begin() as conn:
-            return _count_new(conn, [*_tree(conn, plan, table, where), (table, where)], seen)
+            return count_new(conn, [*tree(conn, plan, table, where), (table, where)], seen)
     return retry_transaction(
         engine,
         lambda conn: _move_in(ctx, cell, conn, plan, table, where, len(ids) > 1 and limit),
@@ -261,10 +226,14 @@ def _move_in(
 ) -> dict[str, int]:
     """Move the rows and their children to the shadow tables (_TooBig past `limit`)."""
     moved: dict[str, int] = defaultdict(int)
-    statements = [*_tree(conn, plan, table, where), (table, where)]
+    read: dict[str, list[Any]] = {}
+    present = occupied(conn, plan, table)
+    statements = [*tree(conn, plan, table, where, present, read), (table, where)]
     uuids: list[str] = []
     if table.name == "instances":
-        uuids = list(conn.execute(sa.select(table.c.uuid).where(where)).scalars())
+        uuids = read.get("uuid") or list(
+            conn.execute(sa.select(table.c.uuid).where(where)).scalars()
+        )
     for tbl, clause in statements:
         columns = [c.name for c in tbl.columns]
         copied = conn.execute(
@@ -311,70 +280,6 @@ def _delete_api_rows(api: Connection, archived: Sequence[str]) -> dict[str, int]
         result = api.execute(api_table.delete().where(api_table.c.instance_uuid.in_(archived)))
         counts[name] = result.rowcount
     return counts
-
-
-def _report_collision(
-    engine: Engine,
-    plan: ShadowPlan,
-    table: sa.Table,
-    key: sa.Column,
-    parent: Any,
-    cell: Cell,
-    report: Report,
-) -> bool:
-    """Name the shadow table and the ids that already exist there; False if none do."""
-    with engine.connect() as conn:
-        for tbl, clause in [
-            *_tree(conn, plan, table, key.in_([parent])),
-            (table, key.in_([parent])),
-        ]:
-            tkey = _key(tbl)
-            if tkey is None:
-                continue
-            ids = list(conn.execute(sa.select(tkey).where(clause)).scalars())
-            shadow = plan.shadow_of(tbl)
-            skey = shadow.c[tkey.name]
-            taken = (
-                sorted(conn.execute(sa.select(skey).where(skey.in_(ids))).scalars()) if ids else []
-            )
-            if taken:
-                if any(
-                    f.object_id == shadow.name
-                    and f.problem.startswith(
-                        f"{shadow.name} already holds rows with {tkey.name} "
-                        f"{', '.join(map(str, taken[:20]))} "
-                    )
-                    for f in report.findings
-                ):
-                    return True  # the same stale rows, met again through another table
-                report.add(
-                    Finding(
-                        "table",
-                        shadow.name,
-                        f"{shadow.name} already holds rows with {tkey.name} "
-                        f"{', '.join(map(str, taken[:20]))} "
-                        "(ids reused, e.g. after a MySQL restart)",
-                        f"left {table.name} {key.name}={parent} and its children in place",
-                        Status.MUST_NOT_FIX,
-                        cell.label,
-                        fix=f"compare those rows of {tbl.name} and {shadow.name}; delete the stale "
-                        "shadow copies (or purge them), then rerun archive_deleted_rows",
-                    )
-                )
-                return True
-    return False
-
-
-def _table_failed(table: sa.Table, cell: Cell, why: str) -> Finding:
-    return Finding(
-        "table",
-        table.name,
-        f"{table.name} could not be archived: {secrets.scrub(why)}",
-        "the rest of this table was left for a later run",
-        Status.FAILED,
-        cell.label,
-        fix="read the task log, fix the cause, then rerun archive_deleted_rows",
-    )
 
 
 def _summarise(ctx: RunContext, cell: Cell, report: Report, tally: Tally, cut: Any) -> None:

@@ -1,0 +1,1 @@
+"""Steps of the archive_deleted_rows task kept beside it: row trees and findings."""
