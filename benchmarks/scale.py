@@ -31,6 +31,7 @@ import testbed
 from benchmarks.archive import BEFORE
 from benchmarks.common import REPO, WORK
 from benchmarks.heal_allocations import placement_requests
+from benchmarks.scale_probe import peak_rss_mb
 from benchmarks.scale_report import print_report
 from testbed.scale_seed import inject, scale_up
 
@@ -93,8 +94,9 @@ class Run:
 def measure(command: list[str], bed: Any, timeout: float) -> tuple[float, float, int, int, str]:
     """(seconds, peak RSS MB, exit, Placement requests, output) of one process.
 
-    The peak RSS is the process's own (wait4), not the maximum over every child
-    this benchmark reaped; a process past `timeout` is killed and exits -9.
+    The peak RSS is the process's own VmHWM, sampled every 0.2 s (wait4's
+    ru_maxrss would carry this benchmark's own memory over the child's exec); a
+    process past `timeout` is killed and exits -9.
     """
     before = placement_requests(bed)
     start = time.perf_counter()
@@ -103,16 +105,26 @@ def measure(command: list[str], bed: Any, timeout: float) -> tuple[float, float,
     )
     killer = threading.Timer(max(timeout, 1.0), proc.kill)
     killer.start()
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.2):
+            peak[0] = max(peak[0], peak_rss_mb(str(proc.pid)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     try:
         assert proc.stdout is not None
         output = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, _ = os.wait4(proc.pid, 0)
     finally:
         killer.cancel()
+        done.set()
+        sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
-    rss = usage.ru_maxrss / 1024.0
-    return seconds, rss, proc.returncode, placement_requests(bed) - before, output
+    return seconds, peak[0], proc.returncode, placement_requests(bed) - before, output
 
 
 def ours(bed: Any, size: tuple[int, int], task: str, mode: str) -> Run:
@@ -130,7 +142,9 @@ def ours(bed: Any, size: tuple[int, int], task: str, mode: str) -> Run:
         counts = json.loads(output).get("counts", {})
     except ValueError:
         print(f"--- {task} {mode}: no JSON report ---\n{output[-2000:]}")
-    queries = int(counter.read_text()) if counter.exists() else None
+    probe = json.loads(counter.read_text()) if counter.exists() else {}
+    queries = probe.get("queries")
+    rss = max(rss, probe.get("rss_mb", 0.0))
     return Run(
         *size,
         task,

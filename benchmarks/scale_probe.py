@@ -4,11 +4,14 @@
 
 MariaDB's global `Questions` counter also counts Placement's queries and every
 other client of a shared server; a listener on every SQLAlchemy engine of this
-process counts exactly ours (one per execute; an executemany is one round trip).
+process counts exactly ours (one per execute; an executemany is one round
+trip). It also writes its own peak RSS (VmHWM): wait4's ru_maxrss would include
+the benchmark process's memory, which Linux carries over the child's exec.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,19 @@ def run(argv: list[str]) -> int:
     try:
         return main(args)
     finally:
-        counter.write_text(str(_count[0]))
+        counter.write_text(json.dumps({"queries": _count[0], "rss_mb": peak_rss_mb("self")}))
+
+
+def peak_rss_mb(pid: str) -> float:
+    """VmHWM of a process in MB (0 once it is gone): its own peak, not its parent's."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
 
 
 if __name__ == "__main__":

@@ -121,8 +121,10 @@ def print_report(path: Path) -> None:
             ]
             for r in runs
         ],
-        ["instances", "cells", "tool", "task", "mode", "s", "queries", "placement", "RSS MB"]
-        + ["exit", "drifted", "fixed"],
+        [
+            *("instances", "cells", "tool", "task", "mode", "s", "queries", "placement"),
+            *("RSS MB", "exit", "drifted", "fixed"),
+        ],
     )
     print_table(
         f"log-log slopes against instances ('!' = above {SLOPE_TARGET})",

@@ -126,11 +126,11 @@ def drop_allocations(bed: TestBed, count: int, skip: set[str]) -> list[Change]:
                 ),
                 {"u": chunk},
             )
-            conn.execute(_expanding("DELETE FROM allocations WHERE consumer_id IN :u"), {"u": chunk})
+            conn.execute(
+                _expanding("DELETE FROM allocations WHERE consumer_id IN :u"), {"u": chunk}
+            )
             conn.execute(_expanding("DELETE FROM consumers WHERE uuid IN :u"), {"u": chunk})
-    return [
-        {"scenario": "missing_allocations", "cell": c, "instance_uuid": u} for c, u in picked
-    ]
+    return [{"scenario": "missing_allocations", "cell": c, "instance_uuid": u} for c, u in picked]
 
 
 def copy_orphans(bed: TestBed, count: int, seed: int) -> list[Change]:
@@ -179,9 +179,7 @@ def inject(bed: TestBed, share: float = DRIFT_SHARE) -> dict[str, list[Change]]:
     changes: dict[str, list[Change]] = {}
     changes["unmapped_instances"] = unmapped_instances(bed, per_instance)
     changes["null_cell_mappings"] = null_cell_mappings(bed, per_instance // 2)
-    changes["wrong_cell_mappings"] = wrong_cell_mappings(
-        bed, per_instance - per_instance // 2
-    )
+    changes["wrong_cell_mappings"] = wrong_cell_mappings(bed, per_instance - per_instance // 2)
     skip = {c["instance_uuid"] for c in changes["unmapped_instances"]}
     changes["missing_allocations"] = drop_allocations(bed, per_instance, skip)
     changes["orphan_allocations"] = copy_orphans(bed, per_instance, bed.seed)
