@@ -23,8 +23,17 @@ FULL_AUDIT_TARGET_S = 600.0
 
 
 def load(path: Path) -> list[dict[str, Any]]:
+    """The runs of a results file, by cells and size; a run measured again (same size,
+    tool, task, mode) counts once, the later one winning (sweeps appended in passes)."""
+    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
     with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        for line in handle:
+            if line.strip():
+                run = json.loads(line)
+                key = (run["instances"], run["cells"], run["tool"], run["task"], run["mode"])
+                latest.pop(key, None)
+                latest[key] = run
+    return sorted(latest.values(), key=lambda r: (r["cells"], r["instances"]))
 
 
 def slope(points: Sequence[tuple[float, float]]) -> float | None:
