@@ -167,8 +167,28 @@ def _rows(conn: sa.Connection, sql: str, uuids: Sequence[str]) -> list[sa.RowMap
     return rows
 
 
+def analyze(bed: TestBed) -> None:
+    """Fresh index statistics on every table, as a cloud that grew row by row has.
+
+    Right after a bulk load InnoDB's statistics are stale: Placement's listing of one
+    provider's allocations took 142 ms at 30k instances, 20 ms after ANALYZE TABLE.
+    """
+    for url in (bed.api_url, bed.placement_db_url, *(c.url for c in bed.cells)):
+        with connect(url) as conn:
+            names = conn.execute(
+                sa.text(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'"
+                )
+            ).scalars()
+            conn.exec_driver_sql("ANALYZE TABLE " + ", ".join(f"`{n}`" for n in names)).all()
+
+
 def inject(bed: TestBed, share: float = DRIFT_SHARE) -> dict[str, list[Change]]:
-    """`share` of the instances (or hosts) drifted for every writing task; what changed."""
+    """`share` of the instances (or hosts) drifted for every writing task; what changed.
+
+    Ends with `analyze`, so the tasks meet the query plans of a live database.
+    """
     instances = sum(
         int(bed.counts[c.name]["instances"]) - int(bed.counts[c.name]["deleted"])
         for c in bed.compute_cells
@@ -185,4 +205,5 @@ def inject(bed: TestBed, share: float = DRIFT_SHARE) -> dict[str, list[Change]]:
     changes["orphan_allocations"] = copy_orphans(bed, per_instance, bed.seed)
     changes["unmapped_hosts"] = unmapped_hosts(bed, per_host)
     changes["missing_aggregates"] = missing_aggregates(bed, per_host)
+    analyze(bed)
     return changes
