@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export NOVA_AUDIT_TOOLS_VENV := $(CURDIR)/$(TOOLS_VENV)
 
-.PHONY: demo demo-down test lint install tools sysdeps mariadb rabbitmq postgres-redis chromium clean uv bench-map-instances bench-heal-allocations bench-archive faults
+.PHONY: demo demo-down test lint install tools sysdeps mariadb rabbitmq postgres-redis chromium clean uv bench-map-instances bench-heal-allocations bench-archive bench-scale bench-replica-guard faults
 
 # A running Airflow and test bed with drift found and healed (README "Quick start").
 demo: install tools mariadb rabbitmq postgres-redis
@@ -38,6 +38,12 @@ bench-heal-allocations: install tools mariadb
 
 bench-replica-guard: install
 	$(VENV)/bin/python -m benchmarks.replica_guard
+
+# Growth curves of every task, 10k-300k instances over 10 and 30 cells (hours at full size;
+# BENCH_SCALE_ARGS="--sizes 10000,30000 --cells 10 --skip-nova-manage" for a quick run).
+BENCH_SCALE_ARGS ?=
+bench-scale: install tools mariadb
+	$(VENV)/bin/python -m benchmarks.scale $(BENCH_SCALE_ARGS)
 
 # The fault matrix (fault kind x writing task) with its figures; the assertions are in `make test`.
 faults: install tools mariadb rabbitmq

@@ -62,8 +62,13 @@ def up(
     instances_per_cell: int = 20,
     seed_value: int = DEFAULT_SEED,
     anchor: dt.datetime | None = None,
+    build_class: type[Build] | None = None,
 ) -> TestBed:
-    """Build a bed in `directory` (replacing any bed there) and seed its cloud."""
+    """Build a bed in `directory` (replacing any bed there) and seed its cloud.
+
+    `build_class` swaps how the schemas are made (scale_seed.py: one cell migrated,
+    its schema cloned to the others).
+    """
     if cells < 1 or hosts_per_cell < 1 or instances_per_cell < 0:
         raise TestBedError("need at least one cell, one host per cell and no negative counts")
     directory = Path(directory).resolve()
@@ -73,7 +78,9 @@ def up(
     anchor = anchor or dt.datetime.now(dt.timezone.utc).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
-    build = Build(directory, backend, ["cell0", *(f"cell{i}" for i in range(1, cells + 1))])
+    build = (build_class or Build)(
+        directory, backend, ["cell0", *(f"cell{i}" for i in range(1, cells + 1))]
+    )
     plan = build_plan(build.names[1:], hosts_per_cell, instances_per_cell, seed_value, anchor)
     build.request_file.write_text(json.dumps(formats_request(plan)))
     bed = TestBed(
