@@ -26,9 +26,11 @@ def placement_log(bed: Any) -> list[tuple[str, str]]:
     return [(m.group(1), m.group(2)) for m in REQUEST.finditer(text)]
 
 
-def requests_of_run(bed: Any, **params: Any) -> tuple[Any, list[tuple[str, str]]]:
+def requests_of_run(
+    bed: Any, mode: str = "heal", **params: Any
+) -> tuple[Any, list[tuple[str, str]]]:
     before = len(placement_log(bed))
-    report = support.run(bed, "heal_allocations", mode="heal", **params)
+    report = support.run(bed, "heal_allocations", mode=mode, **params)
     return report, placement_log(bed)[before:]
 
 
@@ -109,3 +111,23 @@ def test_a_rejected_bulk_write_heals_the_rest_one_by_one(nova_bed_placement: Any
     for change in missing:
         held = api.get(f"/allocations/{change['instance_uuid']}")["allocations"]
         assert bool(held) is (change["instance_uuid"] not in blocked)
+
+
+def test_consumers_that_are_no_instance_are_read_once_not_every_instance(
+    nova_bed_placement: Any,
+) -> None:
+    """Orphans count in their pair's usage: each is read once, no instance of the pair is."""
+    bed = nova_bed_placement
+    orphans = {c["consumer_uuid"] for c in testbed.drift(bed, "orphan_allocations", 3)}
+    report, sent = requests_of_run(bed, mode="audit")
+    assert report.code == Code.OK, report.findings
+    consumers = {p.rsplit("/", 1)[1] for m, p in sent if m == "GET" and _is_consumer(p)}
+    assert consumers == orphans
+    wrong = {c["instance_uuid"] for c in testbed.drift(bed, "wrong_user_allocations", 2)}
+    report, sent = requests_of_run(bed, mode="audit")
+    assert {f.object_id for f in report.findings} == wrong
+    assert {f.status for f in report.findings} == {Status.WOULD_FIX}
+
+
+def _is_consumer(path: str) -> bool:
+    return path.startswith("/allocations/") and path.count("/") == 2

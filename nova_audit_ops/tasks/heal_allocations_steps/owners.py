@@ -2,8 +2,9 @@
 
 A provider's allocation list does not name owners, so Placement's usage per
 project and user is compared with what the instances' allocations add up to,
-one request per pair, and single consumers are read only for the pairs that
-do not add up.
+one request per pair. Consumers that are no live instance (migrations, deleted
+instances) also count in a pair's usage: they are read once each for their
+owner, and single instances are read only for the pairs still not adding up.
 """
 
 from __future__ import annotations
@@ -31,26 +32,66 @@ def check_owners(ctx: RunContext, cells: Sequence[Cell]) -> Report:
     before = ctx.placement.requests
     owners = _owners(ctx, cells)
     held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    others: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     cache = ctx.memos.provider_allocations
     for rp in ctx.placement.resource_providers():
-        if rp["uuid"] not in cache:
-            cache[rp["uuid"]] = ctx.placement.provider_allocations(rp["uuid"])
-        for consumer, part in cache[rp["uuid"]].items():
-            if consumer in owners:
-                for rc, amount in part["resources"].items():
-                    held[consumer][rc] += int(amount)
+        # Read, not kept: the cell steps' cache serves what they read; holding every
+        # provider's list here too would grow the run's memory with the cloud.
+        listing = cache.get(rp["uuid"]) or ctx.placement.provider_allocations(rp["uuid"])
+        for consumer, part in listing.items():
+            sums = held[consumer] if consumer in owners else others[consumer]
+            for rc, amount in part["resources"].items():
+                sums[rc] += int(amount)
     expected: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for consumer, resources in held.items():
         for rc, amount in resources.items():
             expected[owners[consumer]][rc] += amount
-    for pair in sorted(expected):
-        report.counts.examined += 1
-        actual = ctx.placement.usages(*pair)
-        if {k: v for k, v in actual.items() if v} != dict(expected[pair]):
-            for consumer in sorted(c for c in held if owners[c] == pair):
-                _check_owner(ctx, consumer, pair, report)
+    usage = {pair: _in_use(ctx.placement.usages(*pair)) for pair in sorted(expected)}
+    report.counts.examined += len(usage)
+    unequal = [pair for pair in usage if usage[pair] != dict(expected[pair])]
+    if unequal and others:
+        unequal = _explained_by_others(ctx, unequal, usage, expected, held, others, owners)
+    for pair in unequal:
+        for consumer in sorted(c for c in held if owners[c] == pair):
+            _check_owner(ctx, consumer, pair, report)
     report.details["placement_requests"] = ctx.placement.requests - before
     return report
+
+
+def _in_use(usages: dict[str, int]) -> dict[str, int]:
+    return {rc: amount for rc, amount in usages.items() if amount}
+
+
+def _explained_by_others(
+    ctx: RunContext,
+    unequal: list[tuple[str, str]],
+    usage: dict[tuple[str, str], dict[str, int]],
+    expected: dict[tuple[str, str], dict[str, int]],
+    held: dict[str, dict[str, int]],
+    others: dict[str, dict[str, int]],
+    owners: dict[str, tuple[str, str]],
+) -> list[tuple[str, str]]:
+    """The pairs that still do not add up once consumers that are no instance are counted.
+
+    A pair's usage also counts its migrations' and deleted instances' allocations, so
+    one such consumer makes the pair differ. When they are fewer than the instances of
+    the differing pairs, each is read once for its owner, and only the pairs they do
+    not explain have their instances read one by one.
+    """
+    suspects = sum(1 for c in held if owners[c] in set(unequal))
+    if len(others) >= suspects:
+        return unequal
+    counted = {pair: dict(expected[pair]) for pair in unequal}
+    for consumer in sorted(others):
+        try:
+            current = ctx.placement.consumer_allocations(consumer)
+        except PlacementError:
+            return unequal  # an owner not learnt: read the instances, as without this step
+        owner = (current.get("project_id"), current.get("user_id"))
+        if owner in counted:
+            for rc, amount in others[consumer].items():
+                counted[owner][rc] = counted[owner].get(rc, 0) + amount
+    return [pair for pair in unequal if usage[pair] != counted[pair]]
 
 
 def _owners(ctx: RunContext, cells: Sequence[Cell]) -> dict[str, tuple[str, str]]:
