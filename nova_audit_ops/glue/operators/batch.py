@@ -13,18 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowFailException
 
 from nova_audit_ops import fanout
-from nova_audit_ops.clients import secrets
 from nova_audit_ops.engine.context import RunContext
 from nova_audit_ops.engine.ranges import IdRange
 from nova_audit_ops.engine.report import Report
-from nova_audit_ops.glue import runtime
 from nova_audit_ops.glue.operators.base import NovaTaskOperator
 from nova_audit_ops.glue.operators.cell import CellTaskOperator
 from nova_audit_ops.nova.cells import Cell
-from nova_audit_ops.settings.errors import DatabaseUnreachableError, NovaAuditError
 
 BATCHES_DETAIL = "batches"  # report.details: label of each batch that reported -> its cell
 
@@ -41,9 +37,7 @@ class PlanBatchesOperator(NovaTaskOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         chosen = context["ti"].xcom_pull(task_ids=self.cells_task_id) or []
         hook = self.get_hook()
-        ctx = None
-        try:
-            ctx = runtime.open_context(self.nova_task, context, hook)
+        with self.planning_context(context, hook) as ctx:
             wanted = {c["uuid"] for c in chosen}
             cells = [c for c in ctx.all_cells() if c.uuid in wanted]
             for cell in cells:
@@ -51,13 +45,6 @@ class PlanBatchesOperator(NovaTaskOperator):
                 if override:
                     ctx.engines.override(cell.uuid, override)
             units = fanout.plan_units(ctx, cells)
-        except DatabaseUnreachableError:
-            raise  # may be transient: let Airflow retry
-        except NovaAuditError as exc:
-            raise AirflowFailException(secrets.scrub(str(exc))) from None
-        finally:
-            if ctx is not None:
-                ctx.engines.dispose()
         split = sorted({u["cell"]["name"] or u["cell"]["uuid"] for u in units if u["range"]})
         self.log.info(
             "%d units for %d cells (fanout_instances %d); split: %s",

@@ -23,7 +23,6 @@ from nova_audit_ops.glue.operators.base import NovaTaskOperator
 from nova_audit_ops.glue.xcom import push_report
 from nova_audit_ops.nova.cells import Cell
 from nova_audit_ops.registry import spec
-from nova_audit_ops.settings.errors import DatabaseUnreachableError, NovaAuditError
 
 
 class ListCellsOperator(NovaTaskOperator):
@@ -32,17 +31,8 @@ class ListCellsOperator(NovaTaskOperator):
     ui_color = "#e8f1fb"
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        ctx = None
-        try:
-            ctx = runtime.open_context(self.nova_task, context, self.get_hook())
+        with self.planning_context(context) as ctx:
             cells = runner.chosen_cells(ctx, with_skipped=True)
-        except DatabaseUnreachableError:
-            raise  # may be transient: let Airflow retry
-        except NovaAuditError as exc:
-            raise AirflowFailException(secrets.scrub(str(exc))) from None
-        finally:
-            if ctx is not None:
-                ctx.engines.dispose()
         skipped = [c.label for c in cells if runner.skip_reason(spec(self.nova_task), c.uuid)]
         checked = [c.label for c in cells if c.label not in skipped]
         self.log.info("cells to check: %s", ", ".join(checked) or "none")
