@@ -134,3 +134,18 @@ def test_long_lock_names_are_hashed_and_still_exclusive(nova_bed: Any) -> None:
                 pass
         with named_lock(engine, name, 0):
             pass  # released
+
+
+def test_locks_of_another_api_database_on_the_same_server_do_not_exclude(nova_bed: Any) -> None:
+    """GET_LOCK is server-wide: two clouds (or beds) sharing a server lock apart."""
+    name = runner.lock_name("map_instances", runner.GLOBAL)
+    other = nova_bed.cells[0].url  # another database on the same MariaDB server
+    with (
+        support.engine(nova_bed.api_url) as api,
+        support.engine(other) as elsewhere,
+        named_lock(api, name, 0),
+        named_lock(elsewhere, name, 0),
+        pytest.raises(LockBusyError),
+        named_lock(api, name, 0),
+    ):
+        pass

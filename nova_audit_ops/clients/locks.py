@@ -32,7 +32,7 @@ def named_lock(engine: Engine, name: str, timeout: float) -> Iterator[None]:
         with _file_lock(engine, full, timeout):
             yield
         return
-    key = mysql_lock_name(full)
+    key = server_lock_name(engine, full)
     with engine.connect() as conn:
         if backend == "mysql":
             got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"), {"n": key, "t": timeout})
@@ -69,7 +69,7 @@ def named_locks(engine: Engine, names: Sequence[str], timeout: float) -> Iterato
                 stack.enter_context(named_lock(engine, name, max(0.0, end - time.monotonic())))
             yield
         return
-    keys = [mysql_lock_name(LOCK_PREFIX + name) for name in names]
+    keys = [server_lock_name(engine, LOCK_PREFIX + name) for name in names]
     end = time.monotonic() + timeout
     with engine.connect() as conn:
         held: list[str] = []
@@ -86,6 +86,16 @@ def named_locks(engine: Engine, names: Sequence[str], timeout: float) -> Iterato
             for key in reversed(held):
                 conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": key})
             conn.commit()
+
+
+def server_lock_name(engine: Engine, full: str) -> str:
+    """The GET_LOCK name of `full` for this API database.
+
+    MySQL's named locks are server-wide: two clouds whose API databases share a
+    server (or two test beds) must not exclude each other, so the name carries the
+    database's.
+    """
+    return mysql_lock_name(f"{full}@{engine.url.database or ''}")
 
 
 def mysql_lock_name(full: str) -> str:

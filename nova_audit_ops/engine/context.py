@@ -51,9 +51,9 @@ class RunMemos:
     "read it again", and a run in another process starts with empty memos.
     """
 
-    # heal_allocations: provider uuid -> its allocations by consumer, kept current by
-    # its own writes, shared by run_cell and run_global.
-    provider_allocations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # heal_allocations: provider uuid -> consumer -> its resources there, kept current
+    # by its own writes, shared by run_cell and run_global.
+    provider_allocations: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     # preflight: every resource provider's uuid.
     provider_uuids: set[str] | None = None
     # volume_attachments: Cinder's attachments that belong to a server.

@@ -41,7 +41,7 @@ from nova_audit_ops.settings.access import DbAccess, placement_role
 from nova_audit_ops.settings.knobs import Knob
 from nova_audit_ops.settings.spec import RangeSupport, TaskSpec
 from nova_audit_ops.settings.throttles import API_THROTTLES
-from nova_audit_ops.tasks.heal_allocations_steps.owners import check_owners
+from nova_audit_ops.tasks.heal_allocations_steps.owners import check_owners, resources_by_consumer
 from nova_audit_ops.tasks.heal_allocations_steps.writes import (
     NOVA_FIX,
     Creation,
@@ -163,7 +163,7 @@ def _heal_batch(
             continue
         if rp not in providers:
             try:
-                providers[rp] = ctx.placement.provider_allocations(rp)
+                providers[rp] = resources_by_consumer(ctx.placement.provider_allocations(rp))
             except PlacementError as exc:
                 providers[rp] = {}
                 if exc.status != 404:

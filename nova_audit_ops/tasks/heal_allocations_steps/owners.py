@@ -31,31 +31,41 @@ def check_owners(ctx: RunContext, cells: Sequence[Cell]) -> Report:
         return report
     before = ctx.placement.requests
     owners = _owners(ctx, cells)
-    held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    # Sums, not one entry per consumer: the step's memory stays that of `owners`.
+    expected: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    seen: set[str] = set()  # instances that hold allocations
     others: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     cache = ctx.memos.provider_allocations
     for rp in ctx.placement.resource_providers():
         # Read, not kept: the cell steps' cache serves what they read; holding every
         # provider's list here too would grow the run's memory with the cloud.
-        listing = cache.get(rp["uuid"]) or ctx.placement.provider_allocations(rp["uuid"])
-        for consumer, part in listing.items():
-            sums = held[consumer] if consumer in owners else others[consumer]
-            for rc, amount in part["resources"].items():
+        listing = cache.get(rp["uuid"])
+        if listing is None:
+            listing = resources_by_consumer(ctx.placement.provider_allocations(rp["uuid"]))
+        for consumer, resources in listing.items():
+            owner = owners.get(consumer)
+            if owner is None:
+                sums = others[consumer]
+            else:
+                seen.add(consumer)
+                sums = expected[owner]
+            for rc, amount in resources.items():
                 sums[rc] += int(amount)
-    expected: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for consumer, resources in held.items():
-        for rc, amount in resources.items():
-            expected[owners[consumer]][rc] += amount
     usage = {pair: _in_use(ctx.placement.usages(*pair)) for pair in sorted(expected)}
     report.counts.examined += len(usage)
     unequal = [pair for pair in usage if usage[pair] != dict(expected[pair])]
     if unequal and others:
-        unequal = _explained_by_others(ctx, unequal, usage, expected, held, others, owners)
+        unequal = _explained_by_others(ctx, unequal, usage, expected, seen, others, owners)
     for pair in unequal:
-        for consumer in sorted(c for c in held if owners[c] == pair):
+        for consumer in sorted(c for c in seen if owners[c] == pair):
             _check_owner(ctx, consumer, pair, report)
     report.details["placement_requests"] = ctx.placement.requests - before
     return report
+
+
+def resources_by_consumer(listing: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """A provider's allocation list as consumer -> resources, all that the task keeps."""
+    return {consumer: part["resources"] for consumer, part in listing.items()}
 
 
 def _in_use(usages: dict[str, int]) -> dict[str, int]:
@@ -67,7 +77,7 @@ def _explained_by_others(
     unequal: list[tuple[str, str]],
     usage: dict[tuple[str, str], dict[str, int]],
     expected: dict[tuple[str, str], dict[str, int]],
-    held: dict[str, dict[str, int]],
+    seen: set[str],
     others: dict[str, dict[str, int]],
     owners: dict[str, tuple[str, str]],
 ) -> list[tuple[str, str]]:
@@ -78,7 +88,7 @@ def _explained_by_others(
     the differing pairs, each is read once for its owner, and only the pairs they do
     not explain have their instances read one by one.
     """
-    suspects = sum(1 for c in held if owners[c] in set(unequal))
+    suspects = sum(1 for c in seen if owners[c] in set(unequal))
     if len(others) >= suspects:
         return unequal
     counted = {pair: dict(expected[pair]) for pair in unequal}
@@ -97,6 +107,7 @@ def _explained_by_others(
 def _owners(ctx: RunContext, cells: Sequence[Cell]) -> dict[str, tuple[str, str]]:
     """instance uuid -> (project, user) for every live instance of every cell but cell0."""
     owners: dict[str, tuple[str, str]] = {}
+    pairs: dict[tuple[str, str], tuple[str, str]] = {}
     for cell in cells:
         if cell.is_cell0:
             continue
@@ -104,7 +115,9 @@ def _owners(ctx: RunContext, cells: Sequence[Cell]) -> dict[str, tuple[str, str]
         i = table(engine, "instances")
         query = sa.select(i.c.uuid, i.c.project_id, i.c.user_id).where(i.c.deleted == 0)
         with engine.connect() as conn:
-            owners.update({r.uuid: (r.project_id, r.user_id) for r in conn.execute(query)})
+            for row in conn.execute(query):  # one tuple per pair, not one per instance
+                pair = (row.project_id, row.user_id)
+                owners[row.uuid] = pairs.setdefault(pair, pair)
     return owners
 
 

@@ -152,6 +152,6 @@ def _healed(
     cell: Cell, creation: Creation, providers: dict[str, dict[str, Any]], report: Report
 ) -> None:
     inst = creation.inst
-    providers.setdefault(creation.rp, {})[inst.uuid] = {"resources": creation.wanted}
+    providers.setdefault(creation.rp, {})[inst.uuid] = dict(creation.wanted)
     action = f"allocated {flavors.describe(creation.wanted)} on {creation.rp}"
     report.add(instance_finding(inst, cell, _problem(inst), action, Status.FIXED))
