@@ -127,6 +127,15 @@ def measure(command: list[str], bed: Any, timeout: float) -> tuple[float, float,
     return seconds, peak[0], proc.returncode, placement_requests(bed) - before, output
 
 
+def report_counts(output: str) -> dict[str, Any] | None:
+    """The counts of the JSON report in a run's output, after any log lines before it."""
+    start = output.find("\n{") + 1 if not output.startswith("{") else 0
+    try:
+        return dict(json.loads(output[start:]).get("counts", {}))
+    except ValueError:
+        return None
+
+
 def ours(bed: Any, size: tuple[int, int], task: str, mode: str) -> Run:
     counter = bed.dir / "queries.txt"
     counter.unlink(missing_ok=True)
@@ -137,11 +146,11 @@ def ours(bed: Any, size: tuple[int, int], task: str, mode: str) -> Run:
         *("--time-budget", "0", *EXTRA.get(task, [])),
     ]
     seconds, rss, code, requests, output = measure(command, bed, NOVA_MANAGE_TIMEOUT)
-    counts: dict[str, Any] = {}
-    try:
-        counts = json.loads(output).get("counts", {})
-    except ValueError:
+    (bed.dir / f"{task}-{mode}.out").write_text(output, encoding="utf-8")  # whole, for causes
+    counts = report_counts(output)
+    if counts is None:
         print(f"--- {task} {mode}: no JSON report ---\n{output[-2000:]}")
+        counts = {}
     probe = json.loads(counter.read_text()) if counter.exists() else {}
     queries = probe.get("queries")
     rss = max(rss, probe.get("rss_mb", 0.0))
