@@ -200,26 +200,29 @@ def start(directory: Path) -> Pair:
     return pair
 
 
-def slave_status(pair: Pair) -> dict[str, object]:
-    engine = sa.create_engine(pair.replica.admin_url, poolclass=sa.pool.NullPool)
+def _status_row(url: str, sql: str) -> dict[str, object] | None:
+    """The one row of a SHOW ... STATUS statement, or None, on a connection of its own."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
-            row = conn.execute(sa.text("SHOW SLAVE STATUS")).mappings().first()
+            row = conn.execute(sa.text(sql)).mappings().first()
     finally:
         engine.dispose()
+    return None if row is None else dict(row)
+
+
+def slave_status(pair: Pair) -> dict[str, object]:
+    row = _status_row(pair.replica.admin_url, "SHOW SLAVE STATUS")
     if row is None:
         raise TestBedError("the replica has no replication configured")
-    return dict(row)
+    return row
 
 
 def wait_caught_up(pair: Pair, timeout: float = 60.0) -> None:
     """Wait until the replica applied everything the primary logged so far."""
-    engine = sa.create_engine(pair.primary.admin_url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            status = conn.execute(sa.text("SHOW MASTER STATUS")).mappings().one()
-    finally:
-        engine.dispose()
+    status = _status_row(pair.primary.admin_url, "SHOW MASTER STATUS")
+    if status is None:
+        raise TestBedError("the primary writes no binary log")
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         row = slave_status(pair)
@@ -227,7 +230,7 @@ def wait_caught_up(pair: Pair, timeout: float = 60.0) -> None:
             raise TestBedError(f"replication stopped: {row.get('Last_Error') or row}")
         if row.get("Relay_Master_Log_File") == status["File"] and int(
             str(row.get("Exec_Master_Log_Pos"))
-        ) >= int(status["Position"]):
+        ) >= int(str(status["Position"])):
             return
         time.sleep(0.1)
     raise TestBedError(f"the replica did not catch up within {timeout} s")
